@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Rebuilt when the dependencies change: a fresh clone gets .venv on first use.
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format lock migrate clean
+
+run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless DATABASE_URL is set)
+	$(BIN)/voucher-relay serve
+
+test: lint ## Lint, then the whole test suite against a real (embedded) Postgres
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy app migrations tests
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(STAMP) ## Upgrade the database schema to the newest revision
+	$(BIN)/voucher-relay migrate
+
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "voucher-relay needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+lock: ## Re-resolve the newest allowed versions into requirements*.lock
+	rm -rf /tmp/voucher-relay-lock && $(PYTHON) -m venv /tmp/voucher-relay-lock
+	/tmp/voucher-relay-lock/bin/pip install --quiet .
+	(echo "# Runtime pins. Regenerate with: make lock"; /tmp/voucher-relay-lock/bin/pip freeze --exclude-editable | grep -v '^voucher-relay') > requirements.lock
+	/tmp/voucher-relay-lock/bin/pip install --quiet '.[dev]'
+	(echo "# Runtime + dev pins. Regenerate with: make lock"; /tmp/voucher-relay-lock/bin/pip freeze --exclude-editable | grep -v '^voucher-relay') > requirements-dev.lock
+	rm -rf /tmp/voucher-relay-lock build *.egg-info
+
+clean: ## Remove the virtualenv and caches (keeps .data/, the embedded database)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

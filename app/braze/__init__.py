@@ -1,0 +1,1 @@
+"""Braze: the /users/track client, payload rules, response classification, rate limiting."""

@@ -1,0 +1,88 @@
+"""Settings: the one place that reads the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DRIVERS = ("postgresql", "postgresql+asyncpg", "postgres")
+_EXAMPLE_URL = "postgresql://user:password@host:5432/dbname"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Database. Unset: an embedded Postgres under `data_dir` is started and owned by the process.
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".data")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "info"
+
+    # Voucherify: incoming webhook secrets (comma separated, for rotation) and the API.
+    voucherify_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    voucherify_api_url: str = "https://api.voucherify.io"
+    voucherify_app_id: str | None = None
+    voucherify_app_token: SecretStr | None = None
+
+    # Braze.
+    braze_rest_url: str = "https://rest.iad-01.braze.com"
+    braze_api_key: SecretStr | None = None
+    braze_batch_size: int = Field(default=75, ge=1, le=75)
+    braze_rate_limit_requests: int = Field(default=1000, ge=1, le=3000)
+    braze_rate_limit_window_seconds: float = Field(default=3.0, gt=0)
+
+    # Ops API bearer tokens: comma separated `name:scope:token` (scope `read` or `write`).
+    ops_api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    # Retention of raw bodies and audit rows.
+    retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("voucherify_webhook_secret", "ops_api_tokens", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_database_url(value.get_secret_value())
+        return value
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse a Postgres URL and point it at the asyncpg driver; ValueError says what is wrong."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError(
+            "is not a URL (expected postgresql://user:password@host:5432/dbname)"
+        ) from None
+    if url.drivername not in SUPPORTED_DRIVERS:
+        raise ValueError(f"scheme {url.drivername!r} is not Postgres (expected postgresql://...)")
+    if not url.database:
+        raise ValueError(f"names no database (expected {_EXAMPLE_URL})")
+    return url.set(drivername="postgresql+asyncpg")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

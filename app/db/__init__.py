@@ -1,0 +1,1 @@
+"""Database: engine and sessions, the embedded Postgres, migrations, the model base."""

@@ -1,0 +1,1 @@
+"""Delivery: the outbox queue, the worker cycle, coalescing, retries, attribute_state."""

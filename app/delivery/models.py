@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, TimestampMixin
+
+# Delivery statuses: pending → in_flight → delivered | skipped | failed | dead.
+PENDING = "pending"
+IN_FLIGHT = "in_flight"
+DELIVERED = "delivered"
+SKIPPED = "skipped"
+FAILED = "failed"
+DEAD = "dead"
+STATUSES = (PENDING, IN_FLIGHT, DELIVERED, SKIPPED, FAILED, DEAD)
+
+# What created the delivery.
+TRIGGERS = ("webhook", "run", "manual", "bulk")
+
+
+class Delivery(TimestampMixin, Base):
+    """One (distribution, event or run member) pair on its way to Braze: the outbox row."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    distribution_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("distributions.id"), nullable=False
+    )
+    distribution_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    event_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("webhook_events.id", ondelete="SET NULL")
+    )
+    trigger: Mapped[str] = mapped_column(String(10), nullable=False, server_default="webhook")
+    # `<identity type>:<value>`: the key that coalescing and attribute_state group by.
+    braze_user_key: Mapped[str | None] = mapped_column(String(300))
+    # The resolved Braze attributes object, or the reason nothing is sent.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    skip_reason: Mapped[str | None] = mapped_column(String(50))
+    # When the triggering event happened: newer events win, older ones are stale.
+    event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, server_default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    leased_by: Mapped[str | None] = mapped_column(String(100))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # The worker's claim query: due work only, so the index stays small.
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'in_flight')"),
+        ),
+        Index("ix_deliveries_distribution_id_created_at", "distribution_id", "created_at"),
+        Index("ix_deliveries_event_id", "event_id"),
+        Index("ix_deliveries_braze_user_key", "braze_user_key"),
+    )

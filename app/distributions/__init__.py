@@ -1,0 +1,1 @@
+"""Distributions: what an operator configures, and the mapping to Braze custom attributes."""

@@ -1,0 +1,105 @@
+"""The app factory: routers, error handlers, and the lifespan that owns the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import __version__, health
+from app.config import Settings, get_settings, parse_database_url
+from app.db.session import create_engine, create_sessionmaker
+from app.errors import ConfigError, VoucherRelayError
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client (Voucherify) is asked to wait before retrying when the database is down.
+DATABASE_RETRY_AFTER_SECONDS = 30
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: URL | None = None,
+    engine: AsyncEngine | None = None,
+) -> FastAPI:
+    """Build the application. The engine comes from `engine`, `database_url` or the settings."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned_engine = engine is None
+        app.state.engine = engine or create_engine(_database_url(settings, database_url), settings)
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        try:
+            yield
+        finally:
+            if owned_engine:
+                await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="voucher-relay",
+        version=__version__,
+        summary="Voucherify webhooks to Braze custom attributes, with an audit log and replay.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(health.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _database_url(settings: Settings, database_url: URL | None) -> URL:
+    if database_url is not None:
+        return database_url
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL is unset; start through `voucher-relay serve`")
+    return parse_database_url(settings.database_url.get_secret_value())
+
+
+def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
+    """The one JSON shape of every error answer."""
+    error: dict[str, object] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VoucherRelayError)
+    async def _domain_error(_: Request, exc: VoucherRelayError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(err.get("loc", ())), "message": err.get("msg"), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        return JSONResponse(error_body("validation_error", "the request is invalid", details), 422)
+
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            error_body("database_unavailable", "the database is unavailable; retry later"),
+            503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    # OSError: a refused connection or a missing socket surfaces from asyncpg unwrapped.
+    for error in (OperationalError, InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(error, _database_down)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _database_down(request, exc)
+        logger.exception("database error")
+        return JSONResponse(error_body("internal_error", "an internal error occurred"), 500)

@@ -1,0 +1,1 @@
+"""Ops API: auth, the audit trail (events, deliveries, Braze requests) and replay."""

@@ -1,0 +1,1 @@
+"""Manual distributions: runs to a segment or a list of customers, after a delay."""

@@ -1,0 +1,1 @@
+"""Voucherify API client: publishing codes, listing segment members."""

@@ -1,0 +1,1 @@
+"""Webhook intake: signature, envelope, dedupe, the durable inbox."""

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Identity, Integer, LargeBinary, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.schema import Index, UniqueConstraint
+
+from app.db.base import Base
+
+
+class WebhookEvent(Base):
+    """The inbox: every accepted Voucherify webhook, stored before it is acknowledged."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    voucherify_event_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    # `source.id`: the project webhook (`wh_…`) or distribution (`distr_…`) that sent it.
+    source_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    source_object: Mapped[str] = mapped_column(String(20), nullable=False)
+    send_out_id: Mapped[str | None] = mapped_column(String(100))
+    project_id: Mapped[str | None] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    customer_id: Mapped[str | None] = mapped_column(String(100))
+    customer_source_id: Mapped[str | None] = mapped_column(String(255))
+    event_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    # Exactly the bytes received (signatures are checked over them); pruned by retention.
+    raw_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    envelope: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    signature_result: Mapped[str] = mapped_column(String(20), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    deliveries_created: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+    __table_args__ = (
+        UniqueConstraint("voucherify_event_id", "source_id"),
+        Index("ix_webhook_events_received_at", "received_at"),
+        Index("ix_webhook_events_event_type_received_at", "event_type", "received_at"),
+    )

@@ -1,0 +1,166 @@
+"""The command line as a user runs it: embedded Postgres lifecycle, migrations, bad settings."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import URL
+
+from app.db.embedded import EmbeddedPostgres
+from tests.e2e.processes import (
+    REPO,
+    free_port,
+    postgres_pids,
+    run_cli,
+    running_service,
+    service_env,
+    wait_no_postgres,
+    wait_ready,
+)
+from tests.postgres import scratch_database
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+    # Never leave a server behind, whatever the test did.
+    for pid in postgres_pids(tmp_path / "data" / "postgres"):
+        subprocess.run(["kill", "-KILL", str(pid)], check=False)
+
+
+def _sql(data_dir: Path, query: str) -> object:
+    return asyncio.run(_fetch(str(data_dir.resolve() / "postgres"), query))
+
+
+async def _fetch(socket_dir: str, query: str) -> object:
+    connection = await asyncpg.connect(host=socket_dir, user="postgres", database="voucher_relay")
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
+def _stop(process: subprocess.Popen[str], signum: int) -> str:
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_serve_owns_embedded_postgres_stops_it_on_ctrl_c_and_keeps_data(data_dir: Path) -> None:
+    port = free_port()
+    env = service_env(DATA_DIR=str(data_dir), PORT=str(port))
+    pgdata = data_dir.resolve() / "postgres"
+
+    with running_service(env) as first:
+        wait_ready(port, first)
+        assert postgres_pids(pgdata), "serve should have started an embedded Postgres"
+        _sql(
+            data_dir,
+            "INSERT INTO distributions (name, triggers, code_source, identity, mapping)"
+            " VALUES ('kept', '{customer.segment.entered}', '{}', '{}', '[]') RETURNING 1",
+        )
+        _stop(first, signal.SIGINT)
+    assert wait_no_postgres(pgdata) == [], "Ctrl-C left a postgres process behind"
+
+    with running_service(env) as second:
+        wait_ready(port, second)
+        kept = _sql(data_dir, "SELECT count(*) FROM distributions WHERE name='kept'")
+        assert kept == 1, "the second start must keep the first start's data"
+        _stop(second, signal.SIGTERM)
+    assert wait_no_postgres(pgdata) == [], "SIGTERM left a postgres process behind"
+
+
+def test_postgres_orphaned_by_a_killed_service_is_adopted_and_stopped(data_dir: Path) -> None:
+    port = free_port()
+    env = service_env(DATA_DIR=str(data_dir), PORT=str(port))
+    pgdata = data_dir.resolve() / "postgres"
+
+    with running_service(env) as first:
+        wait_ready(port, first)
+        first.kill()
+        first.wait()
+    orphans = postgres_pids(pgdata)
+    assert orphans, "SIGKILL cannot stop Postgres: it should still run here"
+
+    with running_service(env) as second:
+        wait_ready(port, second)
+        assert postgres_pids(pgdata) == orphans, "the running server should be reused"
+        _stop(second, signal.SIGTERM)
+    assert wait_no_postgres(pgdata) == []
+
+
+def test_a_second_process_reuses_the_server_without_stopping_it(data_dir: Path) -> None:
+    owner = EmbeddedPostgres(data_dir)
+    owner.start()
+    try:
+        guest = (
+            "import sys; from pathlib import Path; from app.db.embedded import EmbeddedPostgres;"
+            "guest = EmbeddedPostgres(Path(sys.argv[1])); guest.start(); print(guest.owned);"
+            "guest.stop()"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", guest, str(data_dir)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert result.stdout.strip() == "False", "a second process must not own the server"
+        assert owner.running_pid() is not None, "a guest must not stop the owner's server"
+    finally:
+        owner.stop()
+    assert owner.running_pid() is None
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_unparsable_database_url_fails_with_one_line_naming_the_setting() -> None:
+    result = run_cli("serve", env=service_env(DATABASE_URL="mysql://root@localhost/relay"))
+    line = _one_error_line(result)
+    assert "DATABASE_URL" in line and "is not Postgres" in line
+
+
+def test_unreachable_database_fails_with_one_line_naming_the_setting() -> None:
+    env = service_env(DATABASE_URL="postgresql://relay:hunter2@127.0.0.1:1/relay")
+    line = _one_error_line(run_cli("serve", env=env))
+    assert "DATABASE_URL" in line and "cannot connect" in line
+    assert "hunter2" not in line, "the password must never be printed"
+
+
+def test_migrate_upgrades_a_configured_database(server_url: URL) -> None:
+    with scratch_database(server_url, prefix="vr_cli_migrate") as url:
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        result = run_cli("migrate", env=service_env(DATABASE_URL=plain))
+        assert result.returncode == 0, result.stderr
+
+        async def revision() -> object:
+            connection = await asyncpg.connect(
+                host=url.query.get("host") or url.host,
+                port=url.port,
+                user=url.username,
+                password=url.password,
+                database=url.database,
+            )
+            try:
+                return await connection.fetchval("SELECT version_num FROM alembic_version")
+            finally:
+                await connection.close()
+
+        assert asyncio.run(revision()) is not None

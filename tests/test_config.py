@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import Settings, parse_database_url
+
+
+def test_database_url_is_pointed_at_asyncpg() -> None:
+    url = parse_database_url("postgresql://relay:secret@db.internal:5433/relay")
+    assert url.drivername == "postgresql+asyncpg"
+    assert (url.host, url.port, url.database, url.password) == (
+        "db.internal",
+        5433,
+        "relay",
+        "secret",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("not a url", "is not a URL"),
+        ("mysql://root@localhost/relay", "is not Postgres"),
+        ("postgresql://relay@localhost", "names no database"),
+    ],
+)
+def test_unusable_database_url_says_why(raw: str, complaint: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, database_url=raw)
+    assert complaint in str(caught.value)
+    assert caught.value.errors()[0]["loc"] == ("database_url",)
+
+
+def test_blank_database_url_means_embedded() -> None:
+    assert Settings(_env_file=None, database_url="  ").database_url is None
+
+
+def test_comma_separated_secrets_allow_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOUCHERIFY_WEBHOOK_SECRET", "old-secret, new-secret")
+    settings = Settings(_env_file=None)
+    assert [s.get_secret_value() for s in settings.voucherify_webhook_secret] == [
+        "old-secret",
+        "new-secret",
+    ]
+    assert "old-secret" not in repr(settings)
+
+
+def test_braze_batch_size_never_above_75() -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, braze_batch_size=76)
+
+
+def test_env_example_documents_every_setting() -> None:
+    from pathlib import Path
+
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    documented = {
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in example.splitlines()
+        if "=" in line and line.lstrip("# ").split("=", 1)[0].strip().isupper()
+    }
+    expected = {name.upper() for name in Settings.model_fields}
+    assert expected <= documented, f"undocumented in .env.example: {sorted(expected - documented)}"
