@@ -1,6 +1,8 @@
 # The two commands a newcomer needs: `make run` and `make test`. Everything else is optional.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that runs and is 3.11 or newer (pyenv shims exist for absent versions).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
 # Rebuilt when the dependencies change: a fresh clone gets .venv on first use.
@@ -27,7 +29,7 @@ migrate: $(STAMP) ## Upgrade the database schema to the newest revision
 	$(BIN)/voucher-relay migrate
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "voucher-relay needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	@test -n "$(PYTHON)" || { echo "voucher-relay needs Python 3.11 or newer: install it, or set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
