@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
 from app.config import Settings, get_settings
 from app.db import migrate as migrations
+from app.db.session import create_engine, create_sessionmaker
 from app.db.startup import check_reachable, provide_database
 from app.errors import ConfigError
 from app.observability import configure_logging
@@ -43,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
+
+    distributions = commands.add_parser(
+        "distributions", help="export or import distributions (configuration in git)"
+    ).add_subparsers(dest="action", required=True)
+    export = distributions.add_parser("export", help="write every live distribution to a file")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--format", choices=("yaml", "json"), help="default: from the file name")
+    imports = distributions.add_parser("import", help="create or update distributions by name")
+    imports.add_argument("file", type=Path, help="a YAML or JSON file written by export")
+    imports.add_argument("--dry-run", action="store_true", help="report, change nothing")
     return parser
 
 
@@ -56,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             _serve(settings, args)
         elif args.command == "migrate":
             _migrate(settings)
+        elif args.command == "distributions":
+            _distributions(settings, args)
     except ConfigError as exc:
         print(f"voucher-relay: configuration error: {exc.message}", file=sys.stderr)
         return 2
@@ -89,6 +107,51 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             log_level=settings.log_level,
             log_config=None,
         )
+
+
+def _distributions(settings: Settings, args: argparse.Namespace) -> None:
+    from app.distributions import files
+
+    async def run(session: AsyncSession) -> None:
+        if args.action == "export":
+            fmt = args.format or (
+                "json" if args.output and args.output.suffix == ".json" else "yaml"
+            )
+            text = await files.export_text(session=session, fmt=fmt)
+            if args.output:
+                args.output.write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+            return
+        try:
+            report = await files.import_file(session=session, path=args.file)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        prefix = "dry run, nothing changed: " if args.dry_run else ""
+        for label, names in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("unchanged", report.unchanged),
+        ):
+            print(f"{prefix}{label} ({len(names)}): {', '.join(names) or '-'}")
+
+    with provide_database(settings) as (url, embedded):
+        check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+        if embedded:
+            migrations.upgrade(url)
+        asyncio.run(_in_session(url, settings, run, commit=not getattr(args, "dry_run", False)))
+
+
+async def _in_session(
+    url: URL, settings: Settings, work: Callable[[AsyncSession], Awaitable[None]], *, commit: bool
+) -> None:
+    engine = create_engine(url, settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await work(session)
+            await (session.commit() if commit else session.rollback())
+    finally:
+        await engine.dispose()
 
 
 def _migrate(settings: Settings) -> None:

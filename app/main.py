@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
 from app.db.session import create_engine, create_sessionmaker
+from app.distributions import routes as distributions_routes
 from app.errors import ConfigError, VoucherRelayError
+from app.ops.auth import parse_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    try:
+        app.state.ops_tokens = parse_tokens([t.get_secret_value() for t in settings.ops_api_tokens])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     app.include_router(health.router)
+    app.include_router(distributions_routes.router)
     _install_error_handlers(app)
     return app
 

@@ -60,9 +60,19 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+WRITE_TOKEN = "test-write-token"
+READ_TOKEN = "test-read-token"
+WRITER = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+READER = {"Authorization": f"Bearer {READ_TOKEN}"}
+
+
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None)
+    return Settings(
+        _env_file=None,
+        ops_api_tokens=f"ops-team:write:{WRITE_TOKEN},grafana:read:{READ_TOKEN}",
+        voucherify_webhook_secret="test-webhook-secret",
+    )
 
 
 @pytest.fixture

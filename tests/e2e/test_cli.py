@@ -164,3 +164,37 @@ def test_migrate_upgrades_a_configured_database(server_url: URL) -> None:
                 await connection.close()
 
         assert asyncio.run(revision()) is not None
+
+
+def test_distributions_export_and_import_round_trip(server_url: URL, tmp_path: Path) -> None:
+    with scratch_database(server_url, prefix="vr_cli_files") as url:
+        env = service_env(
+            DATABASE_URL=url.set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        assert run_cli("migrate", env=env).returncode == 0
+        source = tmp_path / "in.yaml"
+        source.write_text(
+            "distributions:\n"
+            "  - name: welcome-code\n"
+            "    triggers: [customer.segment.entered]\n"
+            "    mapping:\n"
+            "      - {source: voucher.code, attribute: welcome_code}\n"
+        )
+        dry = run_cli("distributions", "import", str(source), "--dry-run", env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert "dry run, nothing changed: created (1): welcome-code" in dry.stdout
+
+        first = run_cli("distributions", "import", str(source), env=env)
+        assert "created (1): welcome-code" in first.stdout, first.stderr
+        second = run_cli("distributions", "import", str(source), env=env)
+        assert "unchanged (1): welcome-code" in second.stdout
+
+        exported = tmp_path / "out.json"
+        assert run_cli("distributions", "export", "-o", str(exported), env=env).returncode == 0
+        again = run_cli("distributions", "import", str(exported), env=env)
+        assert "unchanged (1): welcome-code" in again.stdout
+
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("distributions:\n  - name: x\n    triggers: [nope]\n    mapping: []\n")
+        failed = run_cli("distributions", "import", str(broken), env=env)
+        assert failed.returncode == 2 and "distribution #1 ('x') is invalid" in failed.stderr

@@ -1,0 +1,98 @@
+"""Value formats for Braze attributes. Each raises FormatError rather than guess or truncate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+
+class FormatError(ValueError):
+    pass
+
+
+def _parse_datetime(value: Any) -> datetime:
+    if not isinstance(value, str) or not value.strip():
+        raise FormatError(f"expected an ISO-8601 date string, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise FormatError(f"{value!r} is not an ISO-8601 date") from None
+    # A date without a zone is taken as UTC, as Braze does.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def iso_datetime(value: Any) -> str:
+    """ISO-8601 in UTC with milliseconds, e.g. 2026-12-31T22:59:59.000Z."""
+    return _parse_datetime(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def date(value: Any) -> str:
+    return _parse_datetime(value).date().isoformat()
+
+
+def minor_units_to_decimal(value: Any) -> float:
+    """1000 (minor units, cents) -> 10.0; Voucherify sends every amount this way."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise FormatError(f"expected an amount in minor units, got {value!r}")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise FormatError(f"{value!r} is not an amount") from None
+    if amount != amount.to_integral_value():
+        raise FormatError(f"{value!r} is not a whole number of minor units")
+    return float(amount / 100)
+
+
+def integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise FormatError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise FormatError(f"{value!r} is not an integer")
+
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise FormatError(f"{value!r} is not a boolean")
+
+
+def string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise FormatError(f"expected a scalar to turn into a string, got {type(value).__name__}")
+
+
+def raw(value: Any) -> Any:
+    return value
+
+
+FORMATTERS = {
+    "raw": raw,
+    "string": string,
+    "iso_datetime": iso_datetime,
+    "date": date,
+    "minor_units_to_decimal": minor_units_to_decimal,
+    "integer": integer,
+    "boolean": boolean,
+}
+
+
+def apply_format(name: str, value: Any) -> Any:
+    """Format a present value; null stays null (it unsets the attribute in Braze)."""
+    return None if value is None else FORMATTERS[name](value)

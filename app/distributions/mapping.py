@@ -1,0 +1,221 @@
+"""The mapping engine: one Voucherify event + one distribution -> a Braze attributes object,
+a reason to skip, or "publish a code first". Pure: no I/O, no clock, no database."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.distributions import formats
+from app.distributions.paths import MISSING, lookup
+from app.distributions.schemas import DistributionConfig, Identity
+
+MAX_STRING_LENGTH = 255  # Braze string attribute values
+MAX_EXTERNAL_ID_BYTES = 987  # Braze EXTERNAL_USER_ID_TOO_LARGE
+
+# Why a delivery is not sent. Stored on the delivery and counted in metrics.
+FILTERED_OUT = "filtered_out"
+NO_IDENTIFIER = "no_identifier"
+NO_CONSENT = "no_consent"
+NO_CODE = "no_code"
+VALUE_TOO_LONG = "value_too_long"
+INVALID_VALUE = "invalid_value"
+SKIP_REASONS = (FILTERED_OUT, NO_IDENTIFIER, NO_CONSENT, NO_CODE, VALUE_TOO_LONG, INVALID_VALUE)
+
+# Where events carry "the voucher", in order of preference (reference 1.4).
+VOUCHER_LOCATIONS: tuple[tuple[str | int, ...], ...] = (
+    ("voucher",),
+    ("vouchers", 0),
+    ("publication", "voucher"),
+    ("reward", "voucher"),
+)
+# Reward events carry the loyalty card in data.voucher; the code they hand out is the reward's.
+REWARD_EVENTS = frozenset({"customer.rewarded", "customer.reward_redemptions.completed"})
+REWARD_FIRST = (("reward", "voucher"), *VOUCHER_LOCATIONS)
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send `attributes` (a complete Braze attributes object) to the user `braze_user_key`."""
+
+    braze_user_key: str
+    attributes: dict[str, Any]
+    event_time: datetime | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str
+    detail: str
+    braze_user_key: str | None = None
+
+
+@dataclass(frozen=True)
+class NeedsPublish:
+    """The event carries no code: publish one from `campaign` for `customer`, then resolve again."""
+
+    campaign: str
+    braze_user_key: str
+    customer: dict[str, Any] = field(default_factory=dict)
+
+
+Resolution = Send | Skip | NeedsPublish
+
+
+def find_voucher(data: Mapping[str, Any], event_type: str | None = None) -> dict[str, Any] | None:
+    """The voucher the event is about, wherever the event type carries it."""
+    for location in REWARD_FIRST if event_type in REWARD_EVENTS else VOUCHER_LOCATIONS:
+        voucher = lookup(data, list(location))
+        if isinstance(voucher, dict) and voucher.get("code"):
+            return voucher
+    return None
+
+
+def event_time(envelope: Mapping[str, Any]) -> datetime | None:
+    """When the event happened (event.created_at, else the send-out's created_at)."""
+    for value in (lookup(envelope, "event.created_at"), envelope.get("created_at")):
+        try:
+            return datetime.fromisoformat(formats.iso_datetime(value).replace("Z", "+00:00"))
+        except formats.FormatError:
+            continue
+    return None
+
+
+def resolve(
+    *,
+    envelope: Mapping[str, Any],
+    config: DistributionConfig,
+    voucher: Mapping[str, Any] | None = None,
+) -> Resolution:
+    """Map one event through one distribution. A `voucher` given (a published code) wins."""
+    event_type = lookup(envelope, "event.type")
+    if event_type not in config.triggers:
+        return Skip(FILTERED_OUT, f"event type {event_type!r} is not among {config.triggers}")
+    data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    found_voucher = dict(voucher) if voucher is not None else find_voucher(data, event_type)
+    customer = _customer(data)
+
+    if (reason := _filtered_out(config, data, found_voucher)) is not None:
+        return Skip(FILTERED_OUT, reason)
+
+    context: dict[str, Any] = {
+        **data,
+        "voucher": found_voucher if found_voucher is not None else MISSING,
+        "customer": customer if customer is not None else MISSING,
+        "webhook": envelope,
+    }
+    identity = _identity(config.identity, context)
+    if isinstance(identity, Skip):
+        return identity
+    user_key, identifier = identity
+
+    if config.consent is not None and not _consented(config, customer):
+        return Skip(
+            NO_CONSENT,
+            f"customer.metadata.{config.consent.metadata_key} is not {config.consent.value!r}",
+            user_key,
+        )
+
+    if config.action == "set" and found_voucher is None:
+        if config.code_source.type == "publish":
+            return NeedsPublish(config.code_source.campaign, user_key, dict(customer or {}))
+        return Skip(NO_CODE, "the event carries no voucher code", user_key)
+
+    attributes = _attributes(config, context, user_key)
+    if isinstance(attributes, Skip):
+        return attributes
+    braze_object: dict[str, Any] = {**identifier, **attributes}
+    if config.update_existing_only:
+        braze_object["_update_existing_only"] = True
+    elif config.identity.type == "user_alias":
+        # Braze defaults alias-only updates to "update only"; say explicitly that we may create.
+        braze_object["_update_existing_only"] = False
+    return Send(user_key, braze_object, event_time(envelope))
+
+
+def _customer(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    for key in ("customer", "holder"):
+        candidate = data.get(key)
+        if isinstance(candidate, dict) and (candidate.get("id") or candidate.get("source_id")):
+            return candidate
+    return None
+
+
+def _filtered_out(
+    config: DistributionConfig, data: Mapping[str, Any], voucher: Mapping[str, Any] | None
+) -> str | None:
+    filters = config.filters
+    if filters.segment_id is not None:
+        segment = lookup(data, "segment.id")
+        if segment != filters.segment_id:
+            shown = None if segment is MISSING else segment
+            return f"segment {shown!r} is not {filters.segment_id!r}"
+    if filters.campaign is not None:
+        names = {lookup(data, "campaign.id"), lookup(data, "campaign.name")}
+        if voucher is not None:
+            names |= {voucher.get("campaign_id"), voucher.get("campaign")}
+        if filters.campaign not in names:
+            return f"campaign is not {filters.campaign!r}"
+    if filters.custom_event is not None:
+        names = {lookup(data, "event.type"), lookup(data, "event_schema.name")}
+        if filters.custom_event not in names:
+            return f"custom event is not {filters.custom_event!r}"
+    return None
+
+
+def _identity(identity: Identity, context: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | Skip:
+    assert identity.path is not None  # filled in by the schema
+    value = lookup(context, identity.path)
+    if value is MISSING or value is None or (isinstance(value, str) and not value.strip()):
+        return Skip(NO_IDENTIFIER, f"{identity.path} is missing: no Braze {identity.type}")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return Skip(NO_IDENTIFIER, f"{identity.path} is not a string: no Braze {identity.type}")
+    text = str(value).strip()
+    if identity.type == "external_id" and len(text.encode()) > MAX_EXTERNAL_ID_BYTES:
+        return Skip(NO_IDENTIFIER, f"{identity.path} is longer than Braze's 987 bytes")
+    if identity.type == "user_alias":
+        alias = {"alias_name": text, "alias_label": identity.alias_label}
+        return f"user_alias:{identity.alias_label}:{text}", {"user_alias": alias}
+    return f"{identity.type}:{text}", {identity.type: text}
+
+
+def _consented(config: DistributionConfig, customer: Mapping[str, Any] | None) -> bool:
+    assert config.consent is not None
+    metadata = (customer or {}).get("metadata")
+    if not isinstance(metadata, dict) or config.consent.metadata_key not in metadata:
+        return False
+    actual, wanted = metadata[config.consent.metadata_key], config.consent.value
+    if isinstance(wanted, bool):
+        try:
+            return formats.boolean(actual) is wanted
+        except formats.FormatError:
+            return False
+    return str(actual) == str(wanted)
+
+
+def _attributes(
+    config: DistributionConfig, context: Mapping[str, Any], user_key: str
+) -> dict[str, Any] | Skip:
+    attributes: dict[str, Any] = {}
+    for item in config.mapping:
+        if config.action == "unset":
+            attributes[item.attribute] = None
+            continue
+        value = lookup(context, item.source)
+        if value is MISSING:
+            continue  # the event type does not carry this field: leave the attribute alone
+        try:
+            value = formats.apply_format(item.format, value)
+        except formats.FormatError as exc:
+            return Skip(INVALID_VALUE, f"{item.attribute} ({item.source}): {exc}", user_key)
+        if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            return Skip(
+                VALUE_TOO_LONG,
+                f"{item.attribute} ({item.source}) is {len(value)} characters; Braze keeps 255",
+                user_key,
+            )
+        attributes[item.attribute] = value
+    return attributes

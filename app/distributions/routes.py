@@ -1,0 +1,124 @@
+"""/api/v1/distributions and /api/v1/fields: HTTP in, HTTP out."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query, status
+
+from app.db.session import SessionDep
+from app.distributions import preview as preview_service
+from app.distributions import repository, service
+from app.distributions.fields import FIELDS, NOTES
+from app.distributions.schemas import (
+    DistributionConfig,
+    DistributionList,
+    DistributionPatch,
+    DistributionRead,
+    FieldCatalogue,
+    LiquidSnippets,
+    PreviewResult,
+)
+from app.ops.auth import OpsAuthDep, OpsWriterDep
+
+router = APIRouter(prefix="/api/v1", tags=["distributions"])
+
+
+@router.get("/fields", summary="Voucherify fields that can be mapped to Braze attributes")
+async def fields(_: OpsAuthDep) -> FieldCatalogue:
+    return FieldCatalogue(fields=list(FIELDS), notes=NOTES)
+
+
+@router.post("/distributions", status_code=status.HTTP_201_CREATED, summary="Create")
+async def create(
+    body: DistributionConfig, session: SessionDep, _: OpsWriterDep
+) -> DistributionRead:
+    return service.read_model(await service.create(session=session, config=body))
+
+
+@router.get("/distributions", summary="List, optionally by status and trigger")
+async def list_distributions(
+    session: SessionDep,
+    _: OpsAuthDep,
+    status: Literal["active", "paused"] | None = None,
+    trigger: str | None = None,
+    include_deleted: bool = Query(default=False, description="also list deleted ones"),
+) -> DistributionList:
+    rows = await repository.list_all(
+        session, status=status, trigger=trigger, include_deleted=include_deleted
+    )
+    return DistributionList(items=[service.read_model(row) for row in rows])
+
+
+@router.get("/distributions/{distribution_id}", summary="Get one (also when deleted)")
+async def get(distribution_id: uuid.UUID, session: SessionDep, _: OpsAuthDep) -> DistributionRead:
+    return service.read_model(
+        await service.get_or_404(session=session, distribution_id=distribution_id)
+    )
+
+
+@router.put("/distributions/{distribution_id}", summary="Replace (the version goes up)")
+async def replace(
+    distribution_id: uuid.UUID, body: DistributionConfig, session: SessionDep, _: OpsWriterDep
+) -> DistributionRead:
+    updated = await service.replace(session=session, distribution_id=distribution_id, config=body)
+    return service.read_model(updated)
+
+
+@router.patch("/distributions/{distribution_id}", summary="Change some fields (version goes up)")
+async def patch(
+    distribution_id: uuid.UUID, body: DistributionPatch, session: SessionDep, _: OpsWriterDep
+) -> DistributionRead:
+    updated = await service.patch(session=session, distribution_id=distribution_id, changes=body)
+    return service.read_model(updated)
+
+
+@router.post("/distributions/{distribution_id}/pause", summary="Stop matching new events")
+async def pause(
+    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep
+) -> DistributionRead:
+    updated = await service.set_status(
+        session=session, distribution_id=distribution_id, status="paused"
+    )
+    return service.read_model(updated)
+
+
+@router.post("/distributions/{distribution_id}/resume", summary="Match new events again")
+async def resume(
+    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep
+) -> DistributionRead:
+    updated = await service.set_status(
+        session=session, distribution_id=distribution_id, status="active"
+    )
+    return service.read_model(updated)
+
+
+@router.delete("/distributions/{distribution_id}", summary="Soft delete (history stays readable)")
+async def delete(
+    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep
+) -> DistributionRead:
+    deleted = await service.soft_delete(session=session, distribution_id=distribution_id)
+    return service.read_model(deleted)
+
+
+@router.post(
+    "/distributions/{distribution_id}/preview",
+    summary="An event body in, the exact Braze object (or why not) out; nothing stored or sent",
+)
+async def preview(
+    distribution_id: uuid.UUID,
+    session: SessionDep,
+    _: OpsAuthDep,
+    envelope: Annotated[dict[str, Any], Body(description="a Voucherify webhook body")],
+) -> PreviewResult:
+    distribution = await service.get_or_404(session=session, distribution_id=distribution_id)
+    return preview_service.preview(config=service.to_config(distribution), envelope=envelope)
+
+
+@router.get("/distributions/{distribution_id}/liquid", summary="Liquid snippets for each attribute")
+async def liquid(distribution_id: uuid.UUID, session: SessionDep, _: OpsAuthDep) -> LiquidSnippets:
+    distribution = await service.get_or_404(session=session, distribution_id=distribution_id)
+    return preview_service.liquid(
+        distribution_id=distribution.id, config=service.to_config(distribution)
+    )

@@ -1,0 +1,235 @@
+"""The distribution resource as it crosses the API (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from app.distributions.paths import check_path
+from app.distributions.triggers import KNOWN_TRIGGERS
+
+# Braze's built-in profile fields: a custom attribute with one of these names would write the
+# profile field instead (reference braze.md 1.4 and the user attributes object).
+RESERVED_ATTRIBUTE_NAMES = frozenset(
+    {
+        "external_id", "user_alias", "braze_id", "email", "phone", "first_name", "last_name",
+        "gender", "dob", "country", "home_city", "language", "time_zone", "email_subscribe",
+        "push_subscribe", "subscription_groups", "push_tokens", "email_open_tracking_disabled",
+        "email_click_tracking_disabled", "facebook", "twitter", "image_url",
+        "marked_email_as_spam_at", "date_of_first_session", "date_of_last_session",
+        "attribution_data", "current_location",
+        "bio", "user_aliases", "custom_attributes", "_update_existing_only", "_merge_objects",
+        "phone_numbers", "email_addresses",
+    }
+)  # fmt: skip
+
+CODE_SOURCE_PATH = "voucher.code"
+FORMATS = ("raw", "string", "iso_datetime", "date", "minor_units_to_decimal", "integer", "boolean")
+Format = Literal[
+    "raw", "string", "iso_datetime", "date", "minor_units_to_decimal", "integer", "boolean"
+]
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CodeFromEvent(_Strict):
+    type: Literal["event"]
+
+
+class CodeFromPublication(_Strict):
+    type: Literal["publish"]
+    campaign: Identifier = Field(description="Voucherify campaign id or name to publish from")
+
+
+CodeSource = Annotated[CodeFromEvent | CodeFromPublication, Field(discriminator="type")]
+
+IdentityType = Literal["external_id", "user_alias", "braze_id", "email"]
+DEFAULT_IDENTITY_PATHS: dict[str, str] = {
+    "external_id": "customer.source_id",
+    "user_alias": "customer.source_id",
+    "braze_id": "customer.metadata.braze_id",
+    "email": "customer.email",
+}
+
+
+class Identity(_Strict):
+    """Which Braze user gets the attributes, read from the event."""
+
+    type: IdentityType = "external_id"
+    path: str | None = Field(default=None, description="source path; default depends on type")
+    alias_label: Identifier | None = Field(default=None, description="for type user_alias")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else check_path(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Identity:
+        if self.type == "user_alias" and not self.alias_label:
+            raise ValueError("identity of type user_alias needs alias_label")
+        if self.type != "user_alias" and self.alias_label is not None:
+            raise ValueError("alias_label is only for identity type user_alias")
+        if self.path is None:
+            self.path = DEFAULT_IDENTITY_PATHS[self.type]
+        return self
+
+
+class Consent(_Strict):
+    """Marketing consent, checked by us: Voucherify's webhooks report consents as disabled."""
+
+    metadata_key: Identifier = Field(description="customer metadata key holding the opt-in")
+    value: bool | str | int = Field(default=True, description="the value that means opted in")
+
+
+class Filters(_Strict):
+    segment_id: Identifier | None = Field(default=None, description="only events of this segment")
+    campaign: Identifier | None = Field(default=None, description="campaign id or name")
+    custom_event: Identifier | None = Field(default=None, description="custom event name")
+
+
+class MappingItem(_Strict):
+    source: str = Field(description="source path, see GET /api/v1/fields")
+    attribute: str = Field(description="Braze custom attribute name")
+    format: Format = "raw"
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        return check_path(value)
+
+    @field_validator("attribute")
+    @classmethod
+    def _attribute(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("attribute name must not be empty")
+        if value != value.strip():
+            raise ValueError("attribute name must not start or end with spaces")
+        if len(value) > 255:
+            raise ValueError("attribute name must be at most 255 characters")
+        if value.startswith("$"):
+            raise ValueError("attribute name must not start with $ (Braze operators do)")
+        if value in RESERVED_ATTRIBUTE_NAMES:
+            raise ValueError(f"{value!r} is a Braze profile field, not a custom attribute")
+        return value
+
+
+class DistributionConfig(_Strict):
+    """Everything an operator configures; the mapping engine works from this alone."""
+
+    name: Name
+    description: str | None = Field(default=None, max_length=2000)
+    triggers: list[str] = Field(min_length=1, max_length=30)
+    filters: Filters = Field(default_factory=Filters)
+    code_source: CodeSource = Field(default_factory=lambda: CodeFromEvent(type="event"))
+    identity: Identity = Field(default_factory=Identity)
+    consent: Consent | None = None
+    mapping: list[MappingItem] = Field(min_length=1, max_length=100)
+    action: Literal["set", "unset"] = "set"
+    update_existing_only: bool = False
+    status: Literal["active", "paused"] = "active"
+
+    @field_validator("triggers")
+    @classmethod
+    def _known_triggers(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in KNOWN_TRIGGERS]
+        if unknown:
+            raise ValueError(f"unknown trigger(s) {unknown}; known: {sorted(KNOWN_TRIGGERS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("triggers must not repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _mapping_rules(self) -> DistributionConfig:
+        names = [item.attribute for item in self.mapping]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"attribute names must be unique; repeated: {repeated}")
+        if self.action == "set" and not any(i.source == CODE_SOURCE_PATH for i in self.mapping):
+            raise ValueError(
+                f'the voucher code must be mapped: add {{"source": "{CODE_SOURCE_PATH}", '
+                '"attribute": "..."}} to mapping'
+            )
+        return self
+
+
+class DistributionPatch(_Strict):
+    """A partial update: the given fields replace the stored ones, then the whole is validated."""
+
+    name: Name | None = None
+    description: str | None = None
+    triggers: list[str] | None = None
+    filters: Filters | None = None
+    code_source: CodeSource | None = None
+    identity: Identity | None = None
+    consent: Consent | None = None
+    mapping: list[MappingItem] | None = None
+    action: Literal["set", "unset"] | None = None
+    update_existing_only: bool | None = None
+    status: Literal["active", "paused"] | None = None
+
+
+class DistributionRead(DistributionConfig):
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+    id: uuid.UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class DistributionList(BaseModel):
+    items: list[DistributionRead]
+
+
+class PreviewResult(BaseModel):
+    outcome: Literal["send", "skip", "needs_publish"]
+    reason: str | None = None
+    detail: str | None = None
+    braze_user_key: str | None = None
+    object: dict[str, Any] | None = Field(default=None, description="the Braze attributes object")
+    request_body: dict[str, Any] | None = Field(
+        default=None, description="the /users/track body this object would travel in"
+    )
+
+
+class LiquidSnippet(BaseModel):
+    attribute: str
+    source: str
+    tag: str
+    with_default: str
+    abort_when_blank: str
+
+
+class LiquidSnippets(BaseModel):
+    distribution_id: uuid.UUID
+    snippets: list[LiquidSnippet]
+
+
+class FieldInfo(BaseModel):
+    source: str
+    description: str
+    example: Any
+    suggested_format: Format
+    events: str
+
+
+class FieldCatalogue(BaseModel):
+    fields: list[FieldInfo]
+    notes: list[str]

@@ -1,0 +1,99 @@
+"""Bearer-token auth of the ops API: named tokens with a scope (`read` or `write`)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.errors import VoucherRelayError
+
+Scope = Literal["read", "write"]
+SCOPES: tuple[Scope, ...] = ("read", "write")
+
+
+class UnauthorizedError(VoucherRelayError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(VoucherRelayError):
+    status_code = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class OpsToken:
+    name: str
+    scope: Scope
+    secret: str
+
+    def __repr__(self) -> str:  # the secret never reaches a log line
+        return f"OpsToken(name={self.name!r}, scope={self.scope!r})"
+
+
+@dataclass(frozen=True)
+class OpsPrincipal:
+    """Who is calling: the token's name is what the audit trail records."""
+
+    name: str
+    scope: Scope
+
+
+def parse_tokens(entries: list[str]) -> list[OpsToken]:
+    """`name:scope:token`, `name:token` (write) or a bare `token` (write, named token-N)."""
+    tokens = []
+    for number, entry in enumerate(entries, start=1):
+        parts = entry.split(":", 2)
+        if len(parts) == 3 and parts[1] in SCOPES:
+            name, scope, secret = parts[0], parts[1], parts[2]
+        elif len(parts) == 3:
+            raise ValueError(f"OPS_API_TOKENS entry {number}: scope must be one of {SCOPES}")
+        elif len(parts) == 2:
+            name, scope, secret = parts[0], "write", parts[1]
+        else:
+            name, scope, secret = f"token-{number}", "write", parts[0]
+        if not secret or not name:
+            raise ValueError(f"OPS_API_TOKENS entry {number}: empty name or token")
+        tokens.append(OpsToken(name=name, scope=scope, secret=secret))
+    return tokens
+
+
+def authenticate(tokens: list[OpsToken], presented: str) -> OpsPrincipal | None:
+    """Compare against every token in constant time; None when none matches."""
+    match = None
+    for token in tokens:
+        if hmac.compare_digest(token.secret.encode(), presented.encode()):
+            match = token
+    return OpsPrincipal(name=match.name, scope=match.scope) if match else None
+
+
+_bearer = HTTPBearer(auto_error=False, description="a token from OPS_API_TOKENS")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> OpsPrincipal:
+    tokens: list[OpsToken] = request.app.state.ops_tokens
+    if not tokens:
+        raise UnauthorizedError("the ops API is disabled: no OPS_API_TOKENS are configured")
+    if credentials is None:
+        raise UnauthorizedError("missing bearer token (Authorization: Bearer <token>)")
+    principal = authenticate(tokens, credentials.credentials)
+    if principal is None:
+        raise UnauthorizedError("unknown bearer token")
+    return principal
+
+
+async def writer(principal: Annotated[OpsPrincipal, Depends(current_principal)]) -> OpsPrincipal:
+    if principal.scope != "write":
+        raise ForbiddenError(f"token {principal.name!r} is read-only; this needs scope write")
+    return principal
+
+
+OpsAuthDep = Annotated[OpsPrincipal, Depends(current_principal)]
+OpsWriterDep = Annotated[OpsPrincipal, Depends(writer)]

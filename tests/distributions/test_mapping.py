@@ -1,0 +1,297 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from app.distributions.mapping import NeedsPublish, Send, Skip, find_voucher, resolve
+from app.distributions.schemas import DistributionConfig
+from tests.factories import distribution_body, sample
+
+
+def config(**overrides: Any) -> DistributionConfig:
+    return DistributionConfig.model_validate(distribution_body(**overrides))
+
+
+def send(envelope: dict[str, Any], cfg: DistributionConfig) -> Send:
+    result = resolve(envelope=envelope, config=cfg)
+    assert isinstance(result, Send), result
+    return result
+
+
+def test_segment_entered_maps_code_and_expiry_for_the_external_id() -> None:
+    result = send(sample("customer.segment.entered"), config())
+    assert result.braze_user_key == "external_id:braze-usr-10042"
+    assert result.attributes == {
+        "external_id": "braze-usr-10042",
+        "welcome_code": "WELCOME-7QX2KD",
+        "welcome_code_expires_at": "2026-04-09T21:59:59.000Z",
+    }
+    assert result.event_time == datetime(2026, 3, 10, 9, 0, 3, 530000, tzinfo=UTC)
+
+
+def test_order_paid_maps_order_amount_in_decimals() -> None:
+    cfg = config(
+        triggers=["customer.order.paid"],
+        filters={},
+        mapping=[
+            {"source": "voucher.code", "attribute": "next_order_code"},
+            {
+                "source": "order.amount",
+                "attribute": "last_order_total",
+                "format": "minor_units_to_decimal",
+            },
+            {"source": "order.status", "attribute": "last_order_status"},
+        ],
+    )
+    envelope = sample("customer.order.paid")
+    result = send(envelope, cfg)
+    assert result.attributes["next_order_code"] == "WELCOME-M4T8RZ"
+    assert result.attributes["last_order_total"] == envelope["data"]["order"]["amount"] / 100
+    assert result.attributes["last_order_status"] == "PAID"
+
+
+def test_loyalty_points_map_as_integers() -> None:
+    cfg = config(
+        triggers=["customer.voucher.loyalty_card.points_added"],
+        filters={},
+        mapping=[
+            {"source": "voucher.code", "attribute": "loyalty_card"},
+            {"source": "voucher.loyalty_card.balance", "attribute": "points", "format": "integer"},
+            {"source": "voucher.expiration_date", "attribute": "card_expires", "format": "date"},
+        ],
+    )
+    result = send(sample("customer.voucher.loyalty_card.points_added"), cfg)
+    assert result.attributes == {
+        "external_id": "braze-usr-10042",
+        "loyalty_card": "LOY-4HX9QK2M",
+        "points": 1040,
+        "card_expires": None,  # the card never expires: the attribute is cleared, not invented
+    }
+
+
+def test_project_publication_reads_the_code_from_vouchers_array() -> None:
+    cfg = config(triggers=["publication.succeeded"], filters={})
+    assert send(sample("publication.succeeded"), cfg).attributes["welcome_code"] == "WELCOME-7QX2KD"
+
+
+def test_manual_distribution_maps_its_code() -> None:
+    cfg = config(triggers=["manual_distribution_schedule"], filters={})
+    assert send(sample("manual_distribution_schedule"), cfg).attributes["welcome_code"] == (
+        "WELCOME-H2W6YB"
+    )
+
+
+def test_gift_event_without_customer_has_no_identifier() -> None:
+    cfg = config(triggers=["voucher.gift.balance_added"], filters={}, consent=None)
+    result = resolve(envelope=sample("voucher.gift.balance_added"), config=cfg)
+    assert isinstance(result, Skip) and result.reason == "no_identifier"
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"voucher": {"code": "A"}}, "A"),
+        ({"vouchers": [{"code": "B"}]}, "B"),
+        ({"publication": {"voucher": {"code": "C"}}}, "C"),
+        ({"reward": {"voucher": {"code": "D"}}}, "D"),
+        ({"voucher": {"code": ""}, "vouchers": [{"code": "E"}]}, "E"),
+    ],
+)
+def test_the_code_is_found_wherever_the_event_carries_it(data: dict[str, Any], where: str) -> None:
+    voucher = find_voucher(data)
+    assert voucher is not None and voucher["code"] == where
+
+
+def test_other_event_types_are_filtered_out() -> None:
+    result = resolve(envelope=sample("customer.order.paid"), config=config())
+    assert isinstance(result, Skip) and result.reason == "filtered_out"
+
+
+def test_segment_filter_skips_other_segments() -> None:
+    result = resolve(
+        envelope=sample("customer.segment.entered"),
+        config=config(filters={"segment_id": "seg_other"}),
+    )
+    assert isinstance(result, Skip) and result.reason == "filtered_out"
+    assert "seg_other" in result.detail
+
+
+@pytest.mark.parametrize("campaign", ["Welcome 10% Off", "camp_Rt5Yh2Nq8Lp4Vx7Kc1Mz3Bw6"])
+def test_campaign_filter_accepts_id_or_name(campaign: str) -> None:
+    cfg = config(filters={"campaign": campaign})
+    assert isinstance(resolve(envelope=sample("customer.segment.entered"), config=cfg), Send)
+
+
+def test_campaign_filter_skips_other_campaigns() -> None:
+    cfg = config(filters={"campaign": "Spring sale"})
+    result = resolve(envelope=sample("customer.segment.entered"), config=cfg)
+    assert isinstance(result, Skip) and result.reason == "filtered_out"
+
+
+def test_custom_event_filter_matches_the_event_name() -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["event"]["type"] = "customer.custom_event"
+    envelope["data"]["event"] = {"type": "cart_abandoned"}
+    wanted = config(triggers=["customer.custom_event"], filters={"custom_event": "cart_abandoned"})
+    other = config(triggers=["customer.custom_event"], filters={"custom_event": "signed_up"})
+    assert isinstance(resolve(envelope=envelope, config=wanted), Send)
+    skipped = resolve(envelope=envelope, config=other)
+    assert isinstance(skipped, Skip) and skipped.reason == "filtered_out"
+
+
+def test_customer_without_consent_is_skipped() -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["customer"]["metadata"]["braze_opt_in"] = False
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "no_consent"
+    assert result.braze_user_key == "external_id:braze-usr-10042"
+
+
+def test_missing_consent_flag_counts_as_no_consent() -> None:
+    envelope = sample("customer.segment.entered")
+    del envelope["data"]["customer"]["metadata"]["braze_opt_in"]
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "no_consent"
+
+
+def test_consent_may_require_a_specific_value() -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["customer"]["metadata"]["marketing"] = "granted"
+    cfg = config(consent={"metadata_key": "marketing", "value": "granted"})
+    assert isinstance(resolve(envelope=envelope, config=cfg), Send)
+
+
+def test_event_without_code_is_skipped_as_no_code() -> None:
+    envelope = sample("customer.segment.entered")
+    del envelope["data"]["voucher"]
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "no_code"
+
+
+def test_publish_distribution_asks_for_a_code_when_the_event_has_none() -> None:
+    envelope = sample("customer.segment.entered")
+    del envelope["data"]["voucher"]
+    cfg = config(code_source={"type": "publish", "campaign": "Welcome 10% Off"})
+    result = resolve(envelope=envelope, config=cfg)
+    assert isinstance(result, NeedsPublish)
+    assert result.campaign == "Welcome 10% Off"
+    assert result.customer["source_id"] == "braze-usr-10042"
+
+
+def test_a_published_voucher_overrides_the_event() -> None:
+    envelope = sample("customer.segment.entered")
+    del envelope["data"]["voucher"]
+    cfg = config(code_source={"type": "publish", "campaign": "Welcome 10% Off"})
+    published = {"code": "PUB-123", "expiration_date": None}
+    result = resolve(envelope=envelope, config=cfg, voucher=published)
+    assert isinstance(result, Send)
+    assert result.attributes["welcome_code"] == "PUB-123"
+
+
+def test_unset_sends_null_for_every_mapped_attribute() -> None:
+    cfg = config(triggers=["customer.segment.left"], filters={}, consent=None, action="unset")
+    envelope = sample("customer.segment.entered")
+    envelope["event"]["type"] = "customer.segment.left"
+    del envelope["data"]["voucher"]
+    assert send(envelope, cfg).attributes == {
+        "external_id": "braze-usr-10042",
+        "welcome_code": None,
+        "welcome_code_expires_at": None,
+    }
+
+
+def test_long_values_are_refused_not_truncated() -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["voucher"]["code"] = "X" * 256
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "value_too_long"
+    assert "256" in result.detail
+
+
+def test_unformattable_values_are_refused_with_the_attribute_named() -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["voucher"]["expiration_date"] = "next tuesday"
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "invalid_value"
+    assert "welcome_code_expires_at" in result.detail
+
+
+def test_fields_the_event_does_not_carry_are_left_out() -> None:
+    cfg = config(
+        mapping=[
+            {"source": "voucher.code", "attribute": "code"},
+            {"source": "order.amount", "attribute": "order_total"},
+        ]
+    )
+    assert "order_total" not in send(sample("customer.segment.entered"), cfg).attributes
+
+
+def test_envelope_fields_are_reachable_under_webhook() -> None:
+    cfg = config(
+        mapping=[
+            {"source": "voucher.code", "attribute": "code"},
+            {"source": "webhook.event.type", "attribute": "code_reason"},
+            {"source": "webhook.project_id", "attribute": "voucherify_project"},
+        ]
+    )
+    attributes = send(sample("customer.segment.entered"), cfg).attributes
+    assert attributes["code_reason"] == "customer.segment.entered"
+    assert attributes["voucherify_project"] == "proj_Hq4T2bWm"
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected_key", "expected_identifier"),
+    [
+        (
+            {"type": "external_id"},
+            "external_id:braze-usr-10042",
+            {"external_id": "braze-usr-10042"},
+        ),
+        (
+            {"type": "user_alias", "alias_label": "voucherify"},
+            "user_alias:voucherify:braze-usr-10042",
+            {
+                "user_alias": {"alias_name": "braze-usr-10042", "alias_label": "voucherify"},
+                "_update_existing_only": False,
+            },
+        ),
+        (
+            {"type": "email"},
+            "email:mia.schneider@example.com",
+            {"email": "mia.schneider@example.com"},
+        ),
+        (
+            {"type": "braze_id", "path": "customer.metadata.braze_id"},
+            "braze_id:5f9d3c0e8b1a",
+            {"braze_id": "5f9d3c0e8b1a"},
+        ),
+        (
+            {"type": "external_id", "path": "customer.id"},
+            "external_id:cust_8fN2kQ4rT6vX1zB3mP5sL7wY",
+            {"external_id": "cust_8fN2kQ4rT6vX1zB3mP5sL7wY"},
+        ),
+    ],
+)
+def test_every_identity_type_builds_its_braze_identifier(
+    identity: dict[str, Any], expected_key: str, expected_identifier: dict[str, Any]
+) -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["customer"]["metadata"]["braze_id"] = "5f9d3c0e8b1a"
+    result = send(envelope, config(identity=identity))
+    assert result.braze_user_key == expected_key
+    identifier = {k: v for k, v in result.attributes.items() if not k.startswith("welcome_code")}
+    assert identifier == expected_identifier
+
+
+def test_missing_identifier_is_skipped() -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["customer"]["source_id"] = None
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "no_identifier"
+
+
+def test_update_existing_only_is_passed_to_braze() -> None:
+    result = send(sample("customer.segment.entered"), config(update_existing_only=True))
+    assert result.attributes["_update_existing_only"] is True
