@@ -31,6 +31,7 @@ class Settings(BaseSettings):
 
     # Voucherify: incoming webhook secrets (comma separated, for rotation) and the API.
     voucherify_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     voucherify_api_url: str = "https://api.voucherify.io"
     voucherify_app_id: str | None = None
     voucherify_app_token: SecretStr | None = None

@@ -19,6 +19,7 @@ from app.db.session import create_engine, create_sessionmaker
 from app.distributions import routes as distributions_routes
 from app.errors import ConfigError, VoucherRelayError
 from app.ops.auth import parse_tokens
+from app.webhooks import routes as webhooks_routes
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.webhook_secrets = [
+        secret.get_secret_value().encode() for secret in settings.voucherify_webhook_secret
+    ]
     try:
         app.state.ops_tokens = parse_tokens([t.get_secret_value() for t in settings.ops_api_tokens])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     app.include_router(health.router)
     app.include_router(distributions_routes.router)
+    app.include_router(webhooks_routes.router)
     _install_error_handlers(app)
     return app
 

@@ -53,3 +53,19 @@ def distribution_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def signed(
+    body: dict[str, Any] | bytes, secret: str = WEBHOOK_SECRET
+) -> tuple[bytes, dict[str, str]]:
+    """The bytes to post and the headers Voucherify would send with them."""
+    from app.webhooks.signature import sign
+
+    raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    return raw, {
+        "content-type": "application/json",
+        "x-voucherify-signature": sign(raw, secret.encode()),
+    }

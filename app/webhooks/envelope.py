@@ -1,0 +1,89 @@
+"""The Voucherify webhook envelope v2024-01-01 (reference 1.1): parsing, and what intake needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.distributions.mapping import event_time
+from app.distributions.triggers import KNOWN_TRIGGERS
+
+
+class EnvelopeError(ValueError):
+    """The body is not a Voucherify v2024-01-01 envelope; the message says why."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    body: dict[str, Any]
+    event_id: str
+    event_type: str
+    source_id: str
+    source_object: str
+    send_out_id: str | None
+    project_id: str | None
+    customer_id: str | None
+    customer_source_id: str | None
+    occurred_at: datetime | None
+
+    @property
+    def known_type(self) -> bool:
+        return self.event_type in KNOWN_TRIGGERS
+
+
+MAX_ID_LENGTH = 100  # the inbox columns; Voucherify's ids are ~25 characters
+
+
+def _text(value: Any, limit: int = 255) -> str | None:
+    """A non-empty string that fits its column, else None (these are search keys, not data)."""
+    return value if isinstance(value, str) and value and len(value) <= limit else None
+
+
+def parse(raw: bytes) -> Envelope:
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise EnvelopeError("the body is not a JSON object")
+    if body.get("object") == "event" or "webhook_id" in body:
+        raise EnvelopeError(
+            "this is a legacy v2018-08-01 webhook; set the webhook's version to v2024-01-01 "
+            "in Voucherify (Project settings > Webhooks)"
+        )
+    event, source = body.get("event"), body.get("source")
+    if not isinstance(event, dict) or not _text(event.get("type")) or not _text(event.get("id")):
+        raise EnvelopeError(
+            "not a Voucherify v2024-01-01 envelope: event.id and event.type are required "
+            "(for distribution webhooks, keep the default payload: no raw payload, all fields)"
+        )
+    if not isinstance(source, dict) or not _text(source.get("id")):
+        raise EnvelopeError("not a Voucherify v2024-01-01 envelope: source.id is required")
+    for name, value in (
+        ("event.id", event["id"]),
+        ("event.type", event["type"]),
+        ("source.id", source["id"]),
+    ):
+        if len(value) > MAX_ID_LENGTH:
+            raise EnvelopeError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if "data" in body and not isinstance(body["data"], dict):
+        raise EnvelopeError("not a Voucherify v2024-01-01 envelope: data must be an object")
+
+    data = body.get("data") or {}
+    customer: dict[str, Any] = data["customer"] if isinstance(data.get("customer"), dict) else {}
+    voucher: dict[str, Any] = data["voucher"] if isinstance(data.get("voucher"), dict) else {}
+    return Envelope(
+        body=body,
+        event_id=event["id"],
+        event_type=event["type"],
+        source_id=source["id"],
+        source_object=_text(source.get("object"), 20) or "unknown",
+        send_out_id=_text(body.get("id"), MAX_ID_LENGTH),
+        project_id=_text(body.get("project_id"), MAX_ID_LENGTH),
+        customer_id=_text(customer.get("id"), MAX_ID_LENGTH)
+        or _text(voucher.get("holder_id"), MAX_ID_LENGTH),
+        customer_source_id=_text(customer.get("source_id")),
+        occurred_at=event_time(body),
+    )

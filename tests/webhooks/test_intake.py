@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.delivery.models import Delivery
+from app.distributions.schemas import DistributionConfig
+from app.distributions.service import create
+from app.webhooks.models import WebhookEvent
+from tests.distributions.test_samples import EXPECTED
+from tests.factories import distribution_body, sample, signed
+
+URL = "/webhooks/voucherify"
+
+
+async def post(
+    client: httpx.AsyncClient, body: dict[str, Any] | bytes, **headers: str
+) -> httpx.Response:
+    raw, signed_headers = signed(body)
+    return await client.post(URL, content=raw, headers={**signed_headers, **headers})
+
+
+async def add_distribution(session: AsyncSession, **overrides: Any) -> DistributionConfig:
+    config = DistributionConfig.model_validate(distribution_body(**overrides))
+    await create(session=session, config=config)
+    return config
+
+
+async def count(session: AsyncSession, model: type[Any]) -> int:
+    return (await session.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+@pytest.mark.parametrize("event_type", sorted(EXPECTED))
+async def test_every_trigger_is_stored_with_its_delivery(
+    client: httpx.AsyncClient, session: AsyncSession, event_type: str
+) -> None:
+    await add_distribution(
+        session, name=event_type, triggers=[event_type], filters={}, consent=None
+    )
+    response = await post(client, sample(event_type))
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["outcome"] == "matched" and body["deliveries"] == 1 and not body["duplicate"]
+
+    event = await session.get(WebhookEvent, body["event_id"])
+    assert event is not None and event.event_type == event_type and event.outcome == "matched"
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert delivery.event_id == event.id and delivery.distribution_version == 1
+    expected = EXPECTED[event_type]
+    if expected.startswith("skip:"):
+        assert (delivery.status, delivery.skip_reason) == (
+            "skipped",
+            expected.removeprefix("skip:"),
+        )
+    else:
+        assert delivery.status == "pending"
+        assert delivery.attributes is not None and delivery.attributes["welcome_code"]
+        assert delivery.braze_user_key == "external_id:braze-usr-10042"
+
+
+async def test_the_raw_body_is_stored_exactly_as_received(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    pretty = json.dumps(sample("customer.order.paid"), indent=4).encode()
+    response = await post(client, pretty)
+    event = await session.get(WebhookEvent, response.json()["event_id"])
+    assert event is not None and event.raw_body == pretty
+    assert event.envelope == json.loads(pretty)
+    assert event.signature_result == "valid_raw"
+
+
+async def test_resolved_attributes_are_stored_on_the_delivery(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await add_distribution(session)
+    await post(client, sample("customer.segment.entered"))
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert delivery.attributes == {
+        "external_id": "braze-usr-10042",
+        "welcome_code": "WELCOME-7QX2KD",
+        "welcome_code_expires_at": "2026-04-09T21:59:59.000Z",
+    }
+    assert delivery.trigger == "webhook"
+    assert delivery.event_time is not None
+
+
+async def test_one_delivery_per_matching_distribution(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await add_distribution(session, name="a")
+    await add_distribution(
+        session, name="b", mapping=[{"source": "voucher.code", "attribute": "b_code"}]
+    )
+    await add_distribution(session, name="other-segment", filters={"segment_id": "seg_other"})
+    await add_distribution(session, name="paused", status="paused")
+    await add_distribution(session, name="orders", triggers=["customer.order.paid"], filters={})
+    response = await post(client, sample("customer.segment.entered"))
+    assert response.json()["deliveries"] == 2
+    assert await count(session, Delivery) == 2
+
+
+async def test_customer_without_consent_gets_a_skipped_delivery(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await add_distribution(session)
+    event = sample("customer.segment.entered")
+    event["data"]["customer"]["metadata"]["braze_opt_in"] = False
+    await post(client, event)
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert (delivery.status, delivery.skip_reason) == ("skipped", "no_consent")
+
+
+async def test_event_no_distribution_listens_to_is_stored_as_unmatched(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    response = await post(client, sample("customer.order.paid"))
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "unmatched" and response.json()["deliveries"] == 0
+    assert await count(session, WebhookEvent) == 1
+
+
+async def test_unknown_event_type_is_stored_as_ignored(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    body = sample("customer.segment.entered")
+    body["event"]["type"] = "customer.loyalty.tier.joined"
+    response = await post(client, body)
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "ignored"
+    event = await session.get(WebhookEvent, response.json()["event_id"])
+    assert event is not None and event.outcome == "ignored"
+
+
+async def test_duplicate_webhook_creates_no_second_delivery(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await add_distribution(session)
+    body = sample("customer.segment.entered")
+    first = await post(client, body)
+    body["id"] = "whs_a_retry_with_another_send_out_id"
+    second = await post(client, body)
+    assert first.status_code == 202 and second.status_code == 200
+    assert second.json() == {
+        "event_id": first.json()["event_id"],
+        "duplicate": True,
+        "outcome": "matched",
+        "deliveries": 0,
+    }
+    assert await count(session, WebhookEvent) == 1
+    assert await count(session, Delivery) == 1
+
+
+async def test_same_event_from_another_source_is_a_new_event(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    body = sample("customer.segment.entered")
+    await post(client, body)
+    body["source"]["id"] = "distr_another_distribution"
+    assert (await post(client, body)).status_code == 202
+    assert await count(session, WebhookEvent) == 2
+
+
+async def test_bad_signature_is_401_and_nothing_is_stored(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    raw, headers = signed(sample("customer.order.paid"), secret="not-the-secret")
+    response = await client.post(URL, content=raw, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == {
+        "code": "bad_signature",
+        "message": "invalid x-voucherify-signature header",
+    }
+    missing = await client.post(URL, content=raw, headers={"content-type": "application/json"})
+    assert missing.status_code == 401 and "missing" in missing.json()["error"]["message"]
+    assert await count(session, WebhookEvent) == 0
+
+
+async def test_signature_over_the_compact_body_is_accepted(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    body = sample("customer.order.paid")
+    _, headers = signed(body)  # signed compact, posted pretty-printed
+    response = await client.post(URL, content=json.dumps(body, indent=2).encode(), headers=headers)
+    assert response.status_code == 202
+    event = await session.get(WebhookEvent, response.json()["event_id"])
+    assert event is not None and event.signature_result == "valid_compact"
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"{not json", "not valid JSON"),
+        (
+            json.dumps(
+                {"id": "e1", "object": "event", "webhook_id": "wh", "type": "redemption.succeeded"}
+            ).encode(),
+            "legacy v2018-08-01",
+        ),
+        (json.dumps({"hello": "world"}).encode(), "not a Voucherify v2024-01-01 envelope"),
+    ],
+)
+async def test_bodies_that_are_not_envelopes_get_400(
+    client: httpx.AsyncClient, session: AsyncSession, body: bytes, complaint: str
+) -> None:
+    response = await post(client, body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_webhook"
+    assert complaint in response.json()["error"]["message"]
+    assert await count(session, WebhookEvent) == 0
+
+
+async def test_oversized_body_gets_413(client: httpx.AsyncClient) -> None:
+    body = sample("customer.order.paid")
+    body["data"]["padding"] = "x" * (1024 * 1024)
+    response = await post(client, body)
+    assert response.status_code == 413
+    assert "limit" in response.json()["error"]["message"]
+
+
+async def test_oversized_body_without_content_length_gets_413(client: httpx.AsyncClient) -> None:
+    async def chunks() -> Any:
+        for _ in range(20):
+            yield b"x" * 65536
+
+    response = await client.post(URL, content=chunks(), headers={"x-voucherify-signature": "00"})
+    assert response.status_code == 413
+
+
+async def test_concurrent_duplicates_store_exactly_one_event_and_one_set_of_deliveries(
+    committing_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with AsyncSession(engine) as session, session.begin():
+        await add_distribution(session)
+        await add_distribution(
+            session, name="second", mapping=[{"source": "voucher.code", "attribute": "c2"}]
+        )
+    body = sample("customer.segment.entered")
+
+    responses = await asyncio.gather(*(post(committing_client, body) for _ in range(10)))
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [202]
+    assert {r.json()["event_id"] for r in responses} == {responses[0].json()["event_id"]}
+    async with AsyncSession(engine) as session:
+        assert await count(session, WebhookEvent) == 1
+        assert await count(session, Delivery) == 2
