@@ -1,1 +1,2 @@
-"""Voucherify API client: publishing codes, listing segment members."""
+"""Voucherify API client (publishing codes, reading customers, walking segments) and an
+in-memory Voucherify emulator for tests and benchmarks."""
