@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Rebuilt when the dependencies change: a fresh clone gets .venv on first use.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format lock migrate clean
+.PHONY: run test lint format lock migrate bench clean
 
 run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless DATABASE_URL is set)
 	$(BIN)/voucher-relay serve
@@ -19,11 +19,14 @@ test: lint ## Lint, then the whole test suite against a real (embedded) Postgres
 lint: $(STAMP) ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app migrations tests
+	$(BIN)/mypy app migrations tests bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## Benchmarks against same-run baselines (a few minutes); writes bench/results.json
+	$(BIN)/python -m bench.run
 
 migrate: $(STAMP) ## Upgrade the database schema to the newest revision
 	$(BIN)/voucher-relay migrate

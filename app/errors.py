@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+# Seconds a client (Voucherify) is asked to wait before retrying when the database is down.
+DATABASE_RETRY_AFTER_SECONDS = 30
+
+
+def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
+    """The one JSON shape of every error answer."""
+    error: dict[str, object] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
 
 class VoucherRelayError(Exception):
     """Base of every error this service raises on purpose."""

@@ -17,14 +17,19 @@ from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
 from app.db.session import create_engine, create_sessionmaker
 from app.distributions import routes as distributions_routes
-from app.errors import ConfigError, VoucherRelayError
+from app.errors import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    ConfigError,
+    DatabaseUnavailableError,
+    VoucherRelayError,
+    error_body,
+)
 from app.ops.auth import parse_tokens
 from app.webhooks import routes as webhooks_routes
+from app.webhooks.inbox import Inbox
+from app.webhooks.routes import WebhookFastPath
 
 logger = logging.getLogger(__name__)
-
-# Seconds a client (Voucherify) is asked to wait before retrying when the database is down.
-DATABASE_RETRY_AFTER_SECONDS = 30
 
 
 def create_app(
@@ -41,9 +46,15 @@ def create_app(
         owned_engine = engine is None
         app.state.engine = engine or create_engine(_database_url(settings, database_url), settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        app.state.inbox = Inbox(
+            app.state.engine.url,
+            pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout_seconds,
+        )
         try:
             yield
         finally:
+            await app.state.inbox.close()
             if owned_engine:
                 await app.state.engine.dispose()
 
@@ -61,10 +72,12 @@ def create_app(
         app.state.ops_tokens = parse_tokens([t.get_secret_value() for t in settings.ops_api_tokens])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    # The webhook route first: routes are matched in order, and it is the hot path.
+    app.include_router(webhooks_routes.router)
     app.include_router(health.router)
     app.include_router(distributions_routes.router)
-    app.include_router(webhooks_routes.router)
     _install_error_handlers(app)
+    app.add_middleware(WebhookFastPath, state=app.state)
     return app
 
 
@@ -76,17 +89,11 @@ def _database_url(settings: Settings, database_url: URL | None) -> URL:
     return parse_database_url(settings.database_url.get_secret_value())
 
 
-def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
-    """The one JSON shape of every error answer."""
-    error: dict[str, object] = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = details
-    return {"error": error}
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VoucherRelayError)
-    async def _domain_error(_: Request, exc: VoucherRelayError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: VoucherRelayError) -> JSONResponse:
+        if isinstance(exc, DatabaseUnavailableError):
+            return await _database_down(request, exc)
         return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code)
 
     @app.exception_handler(RequestValidationError)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from app.distributions.mapping import event_time
 from app.distributions.triggers import KNOWN_TRIGGERS
@@ -43,9 +44,9 @@ def _text(value: Any, limit: int = 255) -> str | None:
 
 def parse(raw: bytes) -> Envelope:
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"the body is not valid JSON: {exc}") from None
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"the body is not valid JSON (UTF-8): {exc}") from None
     if not isinstance(body, dict):
         raise EnvelopeError("the body is not a JSON object")
     if body.get("object") == "event" or "webhook_id" in body:

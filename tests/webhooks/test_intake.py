@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.delivery.models import Delivery
+from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig
 from app.distributions.service import create
 from app.webhooks.models import WebhookEvent
@@ -17,6 +19,19 @@ from tests.distributions.test_samples import EXPECTED
 from tests.factories import distribution_body, sample, signed
 
 URL = "/webhooks/voucherify"
+
+
+# Intake writes through its own connection pool and commits: these tests commit too (their
+# setup through `db`) and `committing_client` empties the tables afterwards.
+@pytest.fixture
+def client(committing_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    return committing_client
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        yield session
 
 
 async def post(
@@ -29,6 +44,7 @@ async def post(
 async def add_distribution(session: AsyncSession, **overrides: Any) -> DistributionConfig:
     config = DistributionConfig.model_validate(distribution_body(**overrides))
     await create(session=session, config=config)
+    await session.commit()
     return config
 
 
@@ -233,18 +249,41 @@ async def test_oversized_body_without_content_length_gets_413(client: httpx.Asyn
 
 
 async def test_concurrent_duplicates_store_exactly_one_event_and_one_set_of_deliveries(
-    committing_client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    async with AsyncSession(engine) as session, session.begin():
-        await add_distribution(session)
-        await add_distribution(
-            session, name="second", mapping=[{"source": "voucher.code", "attribute": "c2"}]
-        )
+    await add_distribution(session)
+    await add_distribution(
+        session, name="second", mapping=[{"source": "voucher.code", "attribute": "c2"}]
+    )
     body = sample("customer.segment.entered")
 
-    responses = await asyncio.gather(*(post(committing_client, body) for _ in range(10)))
+    responses = await asyncio.gather(*(post(client, body) for _ in range(10)))
     assert sorted(r.status_code for r in responses) == [200] * 9 + [202]
     assert {r.json()["event_id"] for r in responses} == {responses[0].json()["event_id"]}
-    async with AsyncSession(engine) as session:
-        assert await count(session, WebhookEvent) == 1
-        assert await count(session, Delivery) == 2
+    assert await count(session, WebhookEvent) == 1
+    assert await count(session, Delivery) == 2
+
+
+async def test_a_distribution_created_after_the_first_webhook_is_matched_at_once(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    first = await post(client, sample("customer.order.paid"))
+    assert first.json()["outcome"] == "unmatched"
+    await add_distribution(session, triggers=["customer.order.paid"], filters={})
+    second = sample("customer.order.paid")
+    second["event"]["id"] = "evcus_another_order_paid"
+    assert (await post(client, second)).json()["outcome"] == "matched"
+
+
+async def test_a_paused_distribution_stops_matching_at_once(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await add_distribution(session)
+    assert (await post(client, sample("customer.segment.entered"))).json()["deliveries"] == 1
+    await session.execute(
+        update(Distribution).values(status="paused", version=Distribution.version + 1)
+    )
+    await session.commit()
+    again = sample("customer.segment.entered")
+    again["event"]["id"] = "evcus_entered_again"
+    assert (await post(client, again)).json()["outcome"] == "unmatched"

