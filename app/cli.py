@@ -43,12 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: PORT, 8000)")
     serve.add_argument(
+        "--no-worker", action="store_true", help="serve HTTP only; run `worker` processes apart"
+    )
+    serve.add_argument(
         "--migrate",
         action="store_true",
         help="upgrade the schema before serving (always done for the embedded database)",
     )
 
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    commands.add_parser("worker", help="deliver to Braze (no HTTP); run as many as needed")
 
     distributions = commands.add_parser(
         "distributions", help="export or import distributions (configuration in git)"
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             _serve(settings, args)
         elif args.command == "migrate":
             _migrate(settings)
+        elif args.command == "worker":
+            _worker(settings)
         elif args.command == "distributions":
             _distributions(settings, args)
     except ConfigError as exc:
@@ -99,7 +105,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         check_reachable(url, timeout=settings.db_connect_timeout_seconds)
         if embedded or args.migrate:
             migrations.upgrade(url)
-        app = create_app(settings, database_url=url)
+        app = create_app(settings, database_url=url, with_worker=not args.no_worker)
         uvicorn.run(
             app,
             host=args.host or settings.host,
@@ -152,6 +158,23 @@ async def _in_session(
             await (session.commit() if commit else session.rollback())
     finally:
         await engine.dispose()
+
+
+def _worker(settings: Settings) -> None:
+    from app.delivery.runner import run_worker
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, url, stop)
+
+    with provide_database(settings) as (url, embedded):
+        check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+        if embedded:
+            migrations.upgrade(url)
+        asyncio.run(work())
 
 
 def _migrate(settings: Settings) -> None:

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     braze_batch_size: int = Field(default=75, ge=1, le=75)
     braze_rate_limit_requests: int = Field(default=1000, ge=1, le=3000)
     braze_rate_limit_window_seconds: float = Field(default=3.0, gt=0)
+    braze_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Requests in flight per worker process (each lane sends one batch at a time).
+    braze_concurrency: int = Field(default=4, ge=1, le=64)
+    # While Braze refuses the key (401/403/404/415): seconds between probes.
+    braze_probe_seconds: float = Field(default=30.0, gt=0)
+
+    # Delivery queue.
+    retry_schedule: str = "5s,30s,2m,5m,15m,30m,1h,2h,4h,8h,8h"
+    delivery_lease_seconds: float = Field(default=120.0, ge=5)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
 
     # Ops API bearer tokens: comma separated `name:scope:token` (scope `read` or `write`).
     ops_api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -54,6 +64,14 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from app.delivery.retry import parse_schedule
+
+        parse_schedule(value)
         return value
 
     @field_validator("database_url", mode="before")

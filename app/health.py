@@ -10,6 +10,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
+from app.delivery.gate import workspace_key
+
 router = APIRouter(tags=["health"])
 
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -20,9 +23,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Ready to accept webhooks: the database answers")
+@router.get(
+    "/readyz",
+    summary="Ready: the database answers and Braze is not refusing our configuration",
+)
 async def readyz(request: Request) -> JSONResponse:
-    checks: dict[str, Any] = {"database": await _database_check(request.app.state.engine)}
+    engine = request.app.state.engine
+    checks: dict[str, Any] = {"database": await _database_check(engine)}
+    if checks["database"]["ok"]:
+        checks["braze"] = await _braze_check(engine, request.app.state.settings)
     ready = all(check["ok"] for check in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
@@ -38,3 +47,26 @@ async def _database_check(engine: AsyncEngine) -> dict[str, Any]:
     except Exception as exc:  # any failure means "not ready"; the reason is reported
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
     return {"ok": True}
+
+
+async def _braze_check(engine: AsyncEngine, settings: Settings) -> dict[str, Any]:
+    """Not ready while Braze refuses the key or URL (401/403/404/415): deliveries wait."""
+    if settings.braze_api_key is None:
+        return {"ok": True, "configured": False,
+                "detail": "BRAZE_API_KEY is not set: deliveries wait in the queue"}  # fmt: skip
+    workspace = workspace_key(settings.braze_rest_url, settings.braze_api_key.get_secret_value())
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text("SELECT blocked_reason, blocked_since FROM braze_gate WHERE workspace = :w"),
+                {"w": workspace},
+            )
+        ).first()
+    if row is None or row.blocked_reason is None:
+        return {"ok": True, "configured": True}
+    return {
+        "ok": False,
+        "configured": True,
+        "error": f"Braze refuses the configuration: {row.blocked_reason}",
+        "since": row.blocked_since.isoformat(),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
 from app.db.session import create_engine, create_sessionmaker
+from app.delivery.runner import run_worker
+from app.delivery.worker import stop_on
 from app.distributions import routes as distributions_routes
 from app.errors import (
     DATABASE_RETRY_AFTER_SECONDS,
@@ -37,8 +40,10 @@ def create_app(
     *,
     database_url: URL | None = None,
     engine: AsyncEngine | None = None,
+    with_worker: bool = False,
 ) -> FastAPI:
-    """Build the application. The engine comes from `engine`, `database_url` or the settings."""
+    """Build the application. The engine comes from `engine`, `database_url` or the settings;
+    `with_worker` runs a delivery worker in the same process (`voucher-relay serve`)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -46,14 +51,27 @@ def create_app(
         owned_engine = engine is None
         app.state.engine = engine or create_engine(_database_url(settings, database_url), settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        app.state.wake_worker = asyncio.Event()
         app.state.inbox = Inbox(
             app.state.engine.url,
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout_seconds,
+            on_deliveries=app.state.wake_worker.set,
+        )
+        stop_worker = asyncio.Event()
+        worker = (
+            asyncio.create_task(
+                run_worker(settings, app.state.engine.url, stop_worker, wake=app.state.wake_worker),
+                name="delivery-worker",
+            )
+            if with_worker
+            else None
         )
         try:
             yield
         finally:
+            if worker is not None:
+                await stop_on(stop_worker, worker, grace=settings.braze_timeout_seconds + 5)
             await app.state.inbox.close()
             if owned_engine:
                 await app.state.engine.dispose()

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings, parse_database_url
 from app.db.session import SessionDep
+from app.delivery.gate import workspace_key
 from app.main import create_app
+from tests.conftest import truncate_all
 
 # A Unix socket directory where no server listens: connecting fails at once.
 UNREACHABLE = "postgresql://postgres@/voucher_relay?host=/nonexistent-voucher-relay-socket"
@@ -22,7 +25,36 @@ async def test_healthz_answers_ok(client: httpx.AsyncClient) -> None:
 async def test_readyz_checks_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": {"ok": True}}}
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["checks"]["braze"]["ok"] is True
+
+
+async def test_readyz_reports_braze_refusing_the_key(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    settings = settings.model_copy(update={"braze_api_key": SecretStr("k")})
+    workspace = workspace_key(settings.braze_rest_url, "k")
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO braze_gate (workspace, tokens, blocked_reason, blocked_since)"
+                " VALUES (:w, 1, 'HTTP 401: Invalid API key', now())"
+            ),
+            {"w": workspace},
+        )
+    try:
+        app = create_app(settings, engine=engine)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.get("/readyz")
+        assert response.status_code == 503
+        braze = response.json()["checks"]["braze"]
+        assert braze["ok"] is False and "HTTP 401" in braze["error"]
+    finally:
+        await truncate_all(engine)
 
 
 async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:

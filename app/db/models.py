@@ -1,8 +1,18 @@
 """Every model, imported in one place so that alembic sees the whole metadata."""
 
+from app.braze.models import BrazeGate, BrazeRequest
 from app.db.base import Base
-from app.delivery.models import Delivery
+from app.delivery.models import AttributeState, Delivery, DeliveryAttempt
 from app.distributions.models import Distribution
 from app.webhooks.models import WebhookEvent
 
-__all__ = ["Base", "Delivery", "Distribution", "WebhookEvent"]
+__all__ = [
+    "AttributeState",
+    "Base",
+    "BrazeGate",
+    "BrazeRequest",
+    "Delivery",
+    "DeliveryAttempt",
+    "Distribution",
+    "WebhookEvent",
+]

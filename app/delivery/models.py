@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Identity,
@@ -64,6 +65,8 @@ class Delivery(TimestampMixin, Base):
     leased_by: Mapped[str | None] = mapped_column(String(100))
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A replay with force: send even if Braze already has this value.
+    force: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
 
     __table_args__ = (
         # The worker's claim query: due work only, so the index stays small.
@@ -75,4 +78,50 @@ class Delivery(TimestampMixin, Base):
         Index("ix_deliveries_distribution_id_created_at", "distribution_id", "created_at"),
         Index("ix_deliveries_event_id", "event_id"),
         Index("ix_deliveries_braze_user_key", "braze_user_key"),
+    )
+
+
+class DeliveryAttempt(Base):
+    """What happened to one delivery on one try: the audit trail of retries and replays."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False
+    )
+    braze_request_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("braze_requests.id", ondelete="SET NULL")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    # delivered, failed, retry, dead, rate_limited, blocked, skipped
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    message: Mapped[str | None] = mapped_column(Text)
+    # Attributes left out of the request: {"unchanged": [...], "stale": [...]}.
+    omitted: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+        Index("ix_delivery_attempts_braze_request_id", "braze_request_id"),
+    )
+
+
+class AttributeState(Base):
+    """The last value delivered per (Braze user, attribute) and the time of its event.
+
+    Braze bills every attribute sent: an unchanged value is not sent again. An event older than
+    the one that set the current value must not overwrite it.
+    """
+
+    __tablename__ = "attribute_state"
+
+    braze_user_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    attribute: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
     )

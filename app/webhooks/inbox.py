@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,9 +127,17 @@ class Inbox:
     """Owns an asyncpg pool, the writer tasks and the in-process cache of active distributions."""
 
     def __init__(
-        self, url: URL, *, pool_size: int, connect_timeout: float, writers: int = 4
+        self,
+        url: URL,
+        *,
+        pool_size: int,
+        connect_timeout: float,
+        writers: int = 4,
+        on_deliveries: Callable[[], None] | None = None,
     ) -> None:
         self._url = url
+        # Called after a commit that created deliveries: wakes an in-process worker at once.
+        self._on_deliveries = on_deliveries
         self._pool_size = max(pool_size, writers)
         self._connect_timeout = connect_timeout
         self._writer_count = writers
@@ -221,6 +229,8 @@ class Inbox:
                 answer = StoredEvent(event_id, True, outcome, 0)
             if not pending.answer.done():
                 pending.answer.set_result(answer)
+        if self._on_deliveries is not None and any(counts.values()):
+            self._on_deliveries()
 
     def _plan(self, pending: _Pending) -> tuple[Outcome, list[dict[str, Any]]]:
         envelope = pending.envelope

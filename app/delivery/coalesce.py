@@ -1,0 +1,125 @@
+"""Coalescing: all due deliveries of one Braze user become one attributes object.
+
+For each attribute the value of the newest event wins. Against `attribute_state`, a value
+equal to the one Braze already has is left out (`unchanged`: Braze bills every attribute sent),
+and a value from an event older than the one that set the current value is refused (`stale`).
+Pure: the caller loads the deliveries and the state and acts on the plan.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Keys of a Braze attributes object that say who the user is or how to update, not attributes.
+IDENTITY_KEYS = frozenset({"external_id", "user_alias", "braze_id", "email", "phone"})
+FLAG_KEYS = frozenset({"_update_existing_only"})
+
+UNCHANGED = "unchanged"
+STALE = "stale"
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    id: int
+    braze_user_key: str
+    attributes: Mapping[str, Any]
+    event_time: datetime | None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class KnownValue:
+    """A row of attribute_state: what Braze has, and the time of the event that set it."""
+
+    value: Any
+    event_time: datetime | None
+
+
+@dataclass
+class UserUpdate:
+    """One Braze object to send, and what each attribute in it came from."""
+
+    braze_user_key: str
+    object: dict[str, Any]
+    delivery_ids: list[int]
+    # attribute -> (event time, delivery id) of the value sent, for attribute_state.
+    sources: dict[str, tuple[datetime | None, int]] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    updates: list[UserUpdate] = field(default_factory=list)
+    # Deliveries with nothing left to send, and why (unchanged or stale).
+    skipped: dict[int, str] = field(default_factory=dict)
+    # Per delivery, the attributes left out: {"unchanged": [...], "stale": [...]}.
+    omitted: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    data_points_saved: int = 0
+
+
+def _newest_last(delivery: DueDelivery) -> tuple[bool, datetime | None, int]:
+    # Deliveries without an event time sort first (oldest); ties keep the queue order.
+    return (delivery.event_time is not None, delivery.event_time, delivery.id)
+
+
+def plan(deliveries: Iterable[DueDelivery], known: Mapping[tuple[str, str], KnownValue]) -> Plan:
+    by_user: dict[str, list[DueDelivery]] = defaultdict(list)
+    for delivery in deliveries:
+        by_user[delivery.braze_user_key].append(delivery)
+    result = Plan()
+    for user_key, group in by_user.items():
+        _plan_user(user_key, sorted(group, key=_newest_last), known, result)
+    return result
+
+
+def _plan_user(
+    user_key: str,
+    group: list[DueDelivery],
+    known: Mapping[tuple[str, str], KnownValue],
+    result: Plan,
+) -> None:
+    newest = group[-1]
+    obj: dict[str, Any] = {k: v for k, v in newest.attributes.items() if k in IDENTITY_KEYS}
+    flags = [
+        d.attributes["_update_existing_only"]
+        for d in group
+        if "_update_existing_only" in d.attributes
+    ]
+    if flags:
+        # Create the profile if any distribution may; "update only" when all of them say so.
+        obj["_update_existing_only"] = all(flags)
+
+    candidates: dict[str, tuple[Any, datetime | None, DueDelivery]] = {}
+    for delivery in group:
+        for name, value in delivery.attributes.items():
+            if name not in IDENTITY_KEYS and name not in FLAG_KEYS:
+                candidates[name] = (value, delivery.event_time, delivery)
+
+    update = UserUpdate(user_key, obj, [d.id for d in group])
+    left_out: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for name, (value, event_time, delivery) in candidates.items():
+        current = known.get((user_key, name))
+        if current is not None and _older(event_time, current.event_time):
+            left_out[delivery.id][STALE].append(name)
+        elif current is not None and current.value == value and not delivery.force:
+            left_out[delivery.id][UNCHANGED].append(name)
+            result.data_points_saved += 1
+        else:
+            obj[name] = value
+            update.sources[name] = (event_time, delivery.id)
+
+    for delivery_id, reasons in left_out.items():
+        result.omitted[delivery_id] = {reason: names for reason, names in reasons.items()}
+    if update.sources:
+        result.updates.append(update)
+        return
+    for delivery in group:
+        reasons = left_out.get(delivery.id, {})
+        result.skipped[delivery.id] = STALE if STALE in reasons else UNCHANGED
+
+
+def _older(event_time: datetime | None, current: datetime | None) -> bool:
+    return event_time is not None and current is not None and event_time < current

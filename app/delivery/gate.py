@@ -1,0 +1,148 @@
+"""The Braze gate, shared through Postgres by every worker sending to one workspace:
+- a token bucket: at most `rate` requests per second on average, bursts of `capacity`;
+- a pause: after a 429, or when X-RateLimit-Remaining runs low, nobody sends until it ends;
+- a block: after a configuration error (401/403/404/415) nobody sends; one worker at a time
+  probes with a real batch every `probe_interval`, and the first success lifts the block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+_ENSURE = """
+INSERT INTO braze_gate (workspace, tokens, refilled_at) VALUES ($1, $2, clock_timestamp())
+ON CONFLICT (workspace) DO NOTHING
+"""
+# Refill by elapsed time, then take one token if there is one and no pause or block is on.
+_TAKE = """
+UPDATE braze_gate SET
+    tokens = LEAST($2, tokens + extract(epoch FROM clock_timestamp() - refilled_at) * $3) - 1,
+    refilled_at = clock_timestamp()
+WHERE workspace = $1
+  AND LEAST($2, tokens + extract(epoch FROM clock_timestamp() - refilled_at) * $3) >= 1
+  AND (paused_until IS NULL OR paused_until <= clock_timestamp())
+  AND (blocked_reason IS NULL OR $4)
+RETURNING tokens
+"""
+_STATE = """
+SELECT tokens, refilled_at, paused_until, blocked_reason, blocked_since, next_probe_at,
+       clock_timestamp() AS now
+FROM braze_gate WHERE workspace = $1
+"""
+_PAUSE = """
+UPDATE braze_gate SET paused_until = GREATEST(coalesce(paused_until, $2), $2) WHERE workspace = $1
+"""
+_BLOCK = """
+UPDATE braze_gate SET blocked_reason = $2,
+    blocked_since = coalesce(blocked_since, clock_timestamp()),
+    next_probe_at = clock_timestamp() + $3 * interval '1 second'
+WHERE workspace = $1
+"""
+_UNBLOCK = """
+UPDATE braze_gate SET blocked_reason = NULL, blocked_since = NULL, next_probe_at = NULL
+WHERE workspace = $1 AND blocked_reason IS NOT NULL
+RETURNING workspace
+"""
+# Only one worker wins each probe slot.
+_CLAIM_PROBE = """
+UPDATE braze_gate SET next_probe_at = clock_timestamp() + $2 * interval '1 second'
+WHERE workspace = $1 AND blocked_reason IS NOT NULL AND next_probe_at <= clock_timestamp()
+RETURNING workspace
+"""
+
+
+def workspace_key(rest_url: str, api_key: str) -> str:
+    """Identifies a workspace (its key) without storing the key."""
+    digest = hashlib.sha256(api_key.encode()).hexdigest()[:16]
+    return f"{rest_url.rstrip('/')}#{digest}"
+
+
+@dataclass(frozen=True)
+class GateState:
+    blocked_reason: str | None
+    blocked_since: datetime | None
+    paused_until: datetime | None
+
+
+class BrazeGate:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        workspace: str,
+        requests: int,
+        window_seconds: float,
+        probe_interval: float = 30.0,
+    ) -> None:
+        self._pool = pool
+        self.workspace = workspace
+        self.rate = requests / window_seconds
+        # Bursts of a tenth of the window's budget: any window then sees at most 1.1x budget.
+        self.capacity = max(1.0, requests / 10)
+        self.probe_interval = probe_interval
+        self._ready = False
+
+    async def _ensure(self, connection: asyncpg.Connection) -> None:
+        if not self._ready:
+            await connection.execute(_ENSURE, self.workspace, self.capacity)
+            self._ready = True
+
+    async def acquire(self, *, probing: bool = False) -> None:
+        """Wait for a request slot. A probe may pass a block, never a pause or the budget."""
+        while True:
+            async with self._pool.acquire() as connection:
+                await self._ensure(connection)
+                taken = await connection.fetchval(
+                    _TAKE, self.workspace, self.capacity, self.rate, probing
+                )
+                if taken is not None:
+                    return
+                state = await connection.fetchrow(_STATE, self.workspace)
+            await asyncio.sleep(self._wait(state))
+
+    def _wait(self, state: asyncpg.Record) -> float:
+        now: datetime = state["now"]
+        if state["paused_until"] is not None and state["paused_until"] > now:
+            return min(60.0, float((state["paused_until"] - now).total_seconds()))
+        if state["blocked_reason"] is not None:
+            return min(self.probe_interval, 5.0)
+        elapsed: float = (now - state["refilled_at"]).total_seconds()
+        tokens = min(self.capacity, float(state["tokens"]) + elapsed * self.rate)
+        return max(0.005, (1 - tokens) / self.rate)
+
+    async def pause(self, *, until: datetime) -> None:
+        async with self._pool.acquire() as connection:
+            await self._ensure(connection)
+            await connection.execute(_PAUSE, self.workspace, until)
+
+    async def block(self, reason: str) -> None:
+        async with self._pool.acquire() as connection:
+            await self._ensure(connection)
+            await connection.execute(_BLOCK, self.workspace, reason[:500], self.probe_interval)
+
+    async def unblock(self) -> bool:
+        """Lift a block; True when there was one."""
+        async with self._pool.acquire() as connection:
+            return await connection.fetchval(_UNBLOCK, self.workspace) is not None
+
+    async def claim_probe(self) -> bool:
+        """While blocked: True for the one worker whose turn it is to probe."""
+        async with self._pool.acquire() as connection:
+            await self._ensure(connection)
+            claimed = await connection.fetchval(_CLAIM_PROBE, self.workspace, self.probe_interval)
+            return claimed is not None
+
+    async def state(self) -> GateState:
+        async with self._pool.acquire() as connection:
+            await self._ensure(connection)
+            row = await connection.fetchrow(_STATE, self.workspace)
+        return GateState(row["blocked_reason"], row["blocked_since"], row["paused_until"])
+
+
+def pause_for(wait: timedelta | None, *, now: datetime) -> datetime | None:
+    return now + wait if wait is not None and wait > timedelta(0) else None

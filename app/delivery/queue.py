@@ -1,0 +1,226 @@
+"""The outbox queue in Postgres: claiming due deliveries, and recording what became of them.
+
+Claims are leases: a worker that dies leaves its deliveries `in_flight` until the lease
+expires, then any worker takes them again. One user's deliveries are never in two requests at
+once: a claim takes a transaction-scoped advisory lock per user, then (in a second statement,
+so its snapshot sees every claim committed before the lock was granted) skips users that
+another worker holds in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from app.braze.client import BrazeCallResult
+from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
+from app.delivery.outcomes import DeliveryChange
+
+# Due: pending and its time has come, or in flight under a lease that expired (a dead worker).
+# Deliveries without attributes wait for a code to be published first.
+_DUE = """
+    ((d.status = 'pending' AND d.next_attempt_at <= clock_timestamp())
+     OR (d.status = 'in_flight' AND d.lease_expires_at < clock_timestamp()))
+    AND d.attributes IS NOT NULL
+"""
+_CANDIDATE_USERS = f"""
+SELECT DISTINCT k FROM (
+    SELECT d.braze_user_key AS k FROM deliveries AS d
+    WHERE d.status IN ('pending', 'in_flight') AND {_DUE}
+    ORDER BY d.next_attempt_at
+    LIMIT $1
+) AS due
+WHERE pg_try_advisory_xact_lock(hashtextextended(k, 7301))
+"""
+_CLAIM = f"""
+UPDATE deliveries AS d SET
+    status = 'in_flight', leased_by = $2, updated_at = clock_timestamp(),
+    lease_expires_at = clock_timestamp() + $3 * interval '1 second'
+WHERE d.braze_user_key = ANY($1::text[]) AND {_DUE}
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries AS x
+      WHERE x.braze_user_key = d.braze_user_key AND x.status = 'in_flight'
+        AND x.lease_expires_at >= clock_timestamp() AND x.id <> d.id)
+RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts
+"""
+_KNOWN = """
+SELECT braze_user_key, attribute, value, event_time FROM attribute_state
+WHERE braze_user_key = ANY($1::text[])
+"""
+_RELEASE = """
+UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = NULL,
+    updated_at = clock_timestamp()
+WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
+"""
+_REQUEST = """
+INSERT INTO braze_requests (started_at, duration_ms, status_code, kind, objects, request_bytes,
+    response_body, response_headers, error, worker)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
+RETURNING id
+"""
+_APPLY = """
+WITH change AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                         $6::bool[], $7::text[], $8::text[])
+        AS c(id, status, outcome, message, next_attempt_at, counts, skip_reason, omitted)
+),
+updated AS (
+    UPDATE deliveries AS d SET
+        status = c.status,
+        attempts = d.attempts + CASE WHEN c.counts THEN 1 ELSE 0 END,
+        next_attempt_at = coalesce(c.next_attempt_at, d.next_attempt_at),
+        last_error = CASE WHEN c.status IN ('delivered') THEN NULL
+                          ELSE coalesce(c.message, d.last_error) END,
+        skip_reason = coalesce(c.skip_reason, d.skip_reason),
+        delivered_at = CASE WHEN c.status = 'delivered' THEN clock_timestamp()
+                            ELSE d.delivered_at END,
+        force = CASE WHEN c.status = 'pending' THEN d.force ELSE false END,
+        lease_expires_at = NULL, leased_by = NULL, updated_at = clock_timestamp()
+    FROM change AS c
+    WHERE d.id = c.id AND d.status = 'in_flight' AND d.leased_by = $9
+    RETURNING d.id
+)
+INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message, omitted)
+SELECT c.id, $10, c.outcome, c.message, c.omitted::jsonb FROM change AS c
+JOIN updated USING (id)
+"""
+# Newer events win even if two writes race: the state never goes back in time.
+_REMEMBER = """
+INSERT INTO attribute_state AS s (braze_user_key, attribute, value, event_time, delivery_id,
+    updated_at)
+SELECT k, a, v::jsonb, t, id, clock_timestamp()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
+    AS u(k, a, v, t, id)
+ON CONFLICT (braze_user_key, attribute) DO UPDATE SET
+    value = excluded.value, event_time = excluded.event_time,
+    delivery_id = excluded.delivery_id, updated_at = excluded.updated_at
+WHERE s.event_time IS NULL OR excluded.event_time IS NULL OR excluded.event_time >= s.event_time
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    deliveries: list[DueDelivery]
+    attempts: dict[int, int]
+
+
+class DeliveryQueue:
+    def __init__(self, pool: asyncpg.Pool, *, worker_id: str, lease: timedelta) -> None:
+        self._pool = pool
+        self.worker_id = worker_id
+        self._lease_seconds = lease.total_seconds()
+
+    async def claim(self, *, users: int) -> tuple[Claimed, dict[tuple[str, str], KnownValue]]:
+        """Lease the due deliveries of up to `users` Braze users, with their attribute state."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            keys = [r["k"] for r in await connection.fetch(_CANDIDATE_USERS, users * 2)][:users]
+            if not keys:
+                return Claimed([], {}), {}
+            rows = await connection.fetch(_CLAIM, keys, self.worker_id, self._lease_seconds)
+        deliveries = [
+            DueDelivery(r["id"], r["braze_user_key"], r["attributes"], r["event_time"], r["force"])
+            for r in rows
+        ]
+        claimed = Claimed(deliveries, {r["id"]: r["attempts"] for r in rows})
+        if not deliveries:
+            return claimed, {}
+        async with self._pool.acquire() as connection:
+            known_rows = await connection.fetch(
+                _KNOWN, sorted({d.braze_user_key for d in deliveries})
+            )
+        known = {
+            (r["braze_user_key"], r["attribute"]): KnownValue(r["value"], r["event_time"])
+            for r in known_rows
+        }
+        return claimed, known
+
+    async def release(self, delivery_ids: Sequence[int]) -> None:
+        """Give leased deliveries back (shutting down before sending them)."""
+        if delivery_ids:
+            async with self._pool.acquire() as connection:
+                await connection.execute(_RELEASE, list(delivery_ids), self.worker_id)
+
+    async def record(
+        self,
+        *,
+        call: BrazeCallResult | None,
+        started_at: datetime,
+        changes: Sequence[DeliveryChange],
+        updates: Sequence[UserUpdate],
+        omitted: dict[int, dict[str, list[str]]],
+        skip_reasons: dict[int, str] | None = None,
+    ) -> None:
+        """In one transaction: the Braze request, each delivery's new state and attempt row,
+        and the attribute state of what Braze accepted."""
+        skip_reasons = skip_reasons or {}
+        delivered = {c.delivery_id for c in changes if c.status == "delivered"}
+        async with self._pool.acquire() as connection, connection.transaction():
+            request_id = None
+            if call is not None:
+                request_id = await connection.fetchval(
+                    _REQUEST, started_at, call.duration.total_seconds() * 1000, call.status_code,
+                    str(call.kind), call.object_count, call.request_bytes, call.body or None,
+                    json.dumps(call.headers), call.error, self.worker_id,
+                )  # fmt: skip
+            await connection.execute(
+                _APPLY,
+                [c.delivery_id for c in changes],
+                [c.status for c in changes],
+                [c.outcome for c in changes],
+                [c.message for c in changes],
+                [c.next_attempt_at for c in changes],
+                [c.counts_as_attempt for c in changes],
+                [skip_reasons.get(c.delivery_id) for c in changes],
+                [json.dumps(omitted[c.delivery_id]) if c.delivery_id in omitted else None
+                 for c in changes],
+                self.worker_id,
+                request_id,
+            )  # fmt: skip
+            remember = _remembered(updates, delivered)
+            if remember[0]:
+                await connection.execute(_REMEMBER, *remember)
+
+
+def _remembered(
+    updates: Sequence[UserUpdate], delivered: set[int]
+) -> tuple[list[str], list[str], list[str], list[datetime | None], list[int]]:
+    columns: tuple[list[str], list[str], list[str], list[datetime | None], list[int]] = (
+        [], [], [], [], []
+    )  # fmt: skip
+    for update in updates:
+        for attribute, (event_time, delivery_id) in update.sources.items():
+            if delivery_id not in delivered:
+                continue
+            for column, value in zip(
+                columns,
+                (update.braze_user_key, attribute, json.dumps(update.object[attribute]),
+                 event_time, delivery_id),
+                strict=True,
+            ):  # fmt: skip
+                column.append(value)  # type: ignore[attr-defined]
+    return columns
+
+
+_SPLIT_ATTEMPTS = """
+INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message)
+SELECT id, $2, 'split', $3 FROM unnest($1::bigint[]) AS id
+"""
+
+
+async def record_split(
+    queue: DeliveryQueue, *, call: BrazeCallResult, started_at: datetime, delivery_ids: list[int]
+) -> None:
+    """A request Braze refused as a whole: audit it; its halves are sent next."""
+    async with queue._pool.acquire() as connection, connection.transaction():
+        request_id = await connection.fetchval(
+            _REQUEST, started_at, call.duration.total_seconds() * 1000, call.status_code,
+            str(call.kind), call.object_count, call.request_bytes, call.body or None,
+            json.dumps(call.headers), call.error, queue.worker_id,
+        )  # fmt: skip
+        await connection.execute(
+            _SPLIT_ATTEMPTS, delivery_ids, request_id, call.classification.message
+        )

@@ -1,0 +1,99 @@
+"""Wiring a worker to its resources: its own asyncpg pool, the Braze client, the gate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from app.braze.client import BrazeClient
+from app.config import Settings
+from app.delivery.gate import BrazeGate, workspace_key
+from app.delivery.queue import DeliveryQueue
+from app.delivery.retry import parse_schedule
+from app.delivery.worker import Worker, WorkerConfig
+
+logger = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+async def create_pool(url: URL, *, size: int, connect_timeout: float) -> asyncpg.Pool:
+    async def init(connection: asyncpg.Connection) -> None:
+        # jsonb travels as JSON text we encode ourselves, and comes back decoded.
+        await connection.set_type_codec(
+            "jsonb", encoder=str, decoder=json.loads, schema="pg_catalog"
+        )
+
+    pool = await asyncpg.create_pool(
+        host=url.query.get("host") or url.host, port=url.port, user=url.username,
+        password=url.password, database=url.database, min_size=0, max_size=size,
+        timeout=connect_timeout, init=init,
+    )  # fmt: skip
+    assert pool is not None
+    return pool
+
+
+def gate_for(settings: Settings, pool: asyncpg.Pool) -> BrazeGate | None:
+    """The gate of the configured workspace, or None without a Braze key."""
+    if settings.braze_api_key is None:
+        return None
+    return BrazeGate(
+        pool,
+        workspace=workspace_key(settings.braze_rest_url, settings.braze_api_key.get_secret_value()),
+        requests=settings.braze_rate_limit_requests,
+        window_seconds=settings.braze_rate_limit_window_seconds,
+        probe_interval=settings.braze_probe_seconds,
+    )
+
+
+async def run_worker(
+    settings: Settings, url: URL, stop: asyncio.Event, *, wake: asyncio.Event | None = None
+) -> None:
+    """Deliver until `stop` is set. Without BRAZE_API_KEY, deliveries wait in the queue."""
+    if settings.braze_api_key is None:
+        logger.warning("BRAZE_API_KEY is not set: deliveries are queued, none is sent")
+        await stop.wait()
+        return
+    pool = await create_pool(
+        url,
+        size=settings.braze_concurrency + 2,
+        connect_timeout=settings.db_connect_timeout_seconds,
+    )
+    braze = BrazeClient(
+        base_url=settings.braze_rest_url,
+        api_key=settings.braze_api_key,
+        timeout=settings.braze_timeout_seconds,
+        max_connections=settings.braze_concurrency,
+    )
+    gate = gate_for(settings, pool)
+    assert gate is not None
+    worker = Worker(
+        queue=DeliveryQueue(
+            pool, worker_id=worker_id(), lease=timedelta(seconds=settings.delivery_lease_seconds)
+        ),
+        braze=braze,
+        gate=gate,
+        config=WorkerConfig(
+            batch_size=settings.braze_batch_size,
+            concurrency=settings.braze_concurrency,
+            poll_seconds=settings.worker_poll_seconds,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+            schedule=parse_schedule(settings.retry_schedule),
+        ),
+        wake=wake,
+    )
+    try:
+        await worker.run(stop)
+    finally:
+        await braze.aclose()
+        await pool.close()

@@ -1,0 +1,231 @@
+"""The worker cycle, top to bottom: claim -> coalesce -> batch -> send -> classify -> record.
+
+A worker runs `concurrency` lanes; each lane claims the due deliveries of up to `batch_size`
+Braze users, coalesces them into one object per user, sends them in requests of at most 75
+objects and 4 MB through the shared gate (budget, pauses, blocks), and records what became of
+every delivery. Lanes coordinate with other lanes and other processes only through Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from app.braze.classify import Kind
+from app.braze.client import BrazeCallResult, BrazeClient
+from app.braze.payload import MAX_BODY_BYTES, split_into_batches
+from app.delivery import coalesce
+from app.delivery.gate import BrazeGate
+from app.delivery.models import SKIPPED
+from app.delivery.outcomes import DeliveryChange, settle
+from app.delivery.queue import DeliveryQueue, record_split
+from app.delivery.retry import DEFAULT_SCHEDULE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    batch_size: int = 75
+    concurrency: int = 4
+    poll_seconds: float = 0.5
+    lease: timedelta = timedelta(seconds=120)
+    schedule: tuple[timedelta, ...] = DEFAULT_SCHEDULE
+    # Pause everyone when Braze says fewer than this share of the window's requests remain.
+    low_remaining_fraction: float = 0.05
+
+
+@dataclass
+class WorkerStats:
+    delivered: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    requests: int = 0
+    data_points_saved: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: DeliveryQueue,
+        braze: BrazeClient,
+        gate: BrazeGate,
+        config: WorkerConfig,
+        wake: asyncio.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.queue = queue
+        self.braze = braze
+        self.gate = gate
+        self.config = config
+        self.wake = wake or asyncio.Event()
+        self.rng = rng or random.Random()
+        self.stats = WorkerStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the lanes until `stop` is set; each finishes the batch it is sending."""
+        logger.info(
+            "worker %s: %d lanes of %d users", self.queue.worker_id, self.config.concurrency,
+            self.config.batch_size,
+        )  # fmt: skip
+        await asyncio.gather(*(self._lane(stop) for _ in range(self.config.concurrency)))
+        logger.info("worker %s stopped", self.queue.worker_id)
+
+    async def _lane(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                handled = await self.cycle()
+            except Exception:
+                logger.exception("worker cycle failed; its leases expire and are taken again")
+                handled = 0
+            if not handled:
+                await self._idle(stop)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        waiters = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=self.config.poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self.wake.clear()
+
+    async def cycle(self) -> int:
+        """One claim, sent and recorded. Returns how many deliveries it settled."""
+        probing = False
+        state = await self.gate.state()
+        if state.blocked_reason is not None:
+            probing = await self.gate.claim_probe()
+            if not probing:
+                return 0
+            logger.info("Braze is blocked (%s): probing with a real batch", state.blocked_reason)
+
+        claimed, known = await self.queue.claim(users=self.config.batch_size)
+        if not claimed.deliveries:
+            return 0
+        plan = coalesce.plan(claimed.deliveries, known)
+        self.stats.data_points_saved += plan.data_points_saved
+        if plan.skipped:
+            await self._record_skipped(plan)
+
+        batches = split_into_batches(
+            [u.object for u in plan.updates], max_objects=self.config.batch_size,
+            max_bytes=MAX_BODY_BYTES,
+        )  # fmt: skip
+        position = 0
+        for batch in batches:
+            updates = plan.updates[position : position + len(batch)]
+            position += len(batch)
+            await self._send(updates, plan.omitted, claimed.attempts, probing=probing)
+            probing = False
+        return len(claimed.deliveries)
+
+    async def _send(
+        self,
+        updates: list[coalesce.UserUpdate],
+        omitted: dict[int, dict[str, list[str]]],
+        attempts: dict[int, int],
+        *,
+        probing: bool,
+    ) -> None:
+        try:
+            await asyncio.wait_for(
+                self.gate.acquire(probing=probing), self.config.lease.total_seconds() / 2
+            )
+        except TimeoutError:
+            # Paused or blocked for longer than our lease allows: give the work back.
+            await self.queue.release([i for u in updates for i in u.delivery_ids])
+            return
+        started_at = datetime.now(UTC)
+        call = await self.braze.track([u.object for u in updates])
+        self.stats.requests += 1
+        self.stats.kinds[str(call.kind)] = self.stats.kinds.get(str(call.kind), 0) + 1
+        await self._react_to(call, probing=probing)
+
+        if call.kind in (Kind.SPLIT,) and len(updates) > 1:
+            await record_split(
+                self.queue, call=call, started_at=started_at,
+                delivery_ids=[i for u in updates for i in u.delivery_ids],
+            )  # fmt: skip
+            middle = len(updates) // 2
+            for half in (updates[:middle], updates[middle:]):
+                await self._send(half, omitted, attempts, probing=False)
+            return
+
+        changes = settle(
+            classification=call.classification, updates=updates, attempts=attempts,
+            now=datetime.now(UTC), schedule=self.config.schedule, rng=self.rng,
+        )  # fmt: skip
+        self._count(changes)
+        await self.queue.record(
+            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted
+        )
+
+    async def _react_to(self, call: BrazeCallResult, *, probing: bool) -> None:
+        """What the answer means for everyone sending to this workspace."""
+        now = datetime.now(UTC)
+        kind = call.kind
+        if kind is Kind.CONFIG_ERROR:
+            logger.error(
+                "Braze refused the configuration (HTTP %s: %s); sending stops, deliveries wait, "
+                "probing every %.0f s", call.status_code, call.classification.message,
+                self.gate.probe_interval,
+            )  # fmt: skip
+            await self.gate.block(f"HTTP {call.status_code}: {call.classification.message}")
+            return
+        if probing and await self.gate.unblock():
+            logger.warning("Braze accepts the configuration again: sending resumes")
+        if kind is Kind.RATE_LIMITED and call.classification.retry_after is not None:
+            logger.warning("Braze answered 429: pausing %s", call.classification.retry_after)
+            await self.gate.pause(until=now + call.classification.retry_after)
+            return
+        reading = call.classification.rate_limit
+        if (
+            reading is not None
+            and reading.limit
+            and reading.remaining is not None
+            and reading.resets_in is not None
+            and reading.remaining <= reading.limit * self.config.low_remaining_fraction
+        ):
+            logger.info("Braze rate limit nearly spent (%d left): pausing", reading.remaining)
+            await self.gate.pause(until=now + reading.resets_in)
+
+    async def _record_skipped(self, plan: coalesce.Plan) -> None:
+        changes = [
+            DeliveryChange(delivery_id, SKIPPED, "skipped", f"every attribute was {reason}",
+                           counts_as_attempt=False)
+            for delivery_id, reason in plan.skipped.items()
+        ]  # fmt: skip
+        self.stats.skipped += len(changes)
+        await self.queue.record(
+            call=None, started_at=datetime.now(UTC), changes=changes, updates=[],
+            omitted=plan.omitted, skip_reasons=plan.skipped,
+        )  # fmt: skip
+
+    def _count(self, changes: list[DeliveryChange]) -> None:
+        for change in changes:
+            if change.status == "delivered":
+                self.stats.delivered += 1
+            elif change.status in ("failed", "dead"):
+                self.stats.failed += 1
+            else:
+                self.stats.retried += 1
+
+
+async def stop_on(event: asyncio.Event, task: asyncio.Task[None], *, grace: float) -> None:
+    """Ask the worker to stop, wait `grace` seconds for in-flight batches, then cancel."""
+    event.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), grace)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.delivery.coalesce import DueDelivery, KnownValue, plan
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def due(
+    id_: int, user: str, minutes: int, force: bool = False, **attributes: object
+) -> DueDelivery:
+    return DueDelivery(
+        id_, f"external_id:{user}", {"external_id": user, **attributes},
+        NOW + timedelta(minutes=minutes), force,
+    )  # fmt: skip
+
+
+def test_one_object_per_user_with_the_newest_value_of_each_attribute() -> None:
+    result = plan([due(1, "mia", 5, code="NEW"), due(2, "mia", 0, code="OLD", tier="gold")], {})
+    assert len(result.updates) == 1
+    update = result.updates[0]
+    assert update.object == {"external_id": "mia", "code": "NEW", "tier": "gold"}
+    assert sorted(update.delivery_ids) == [1, 2]
+    assert update.sources["code"] == (NOW + timedelta(minutes=5), 1)
+
+
+def test_unchanged_values_are_left_out_and_counted() -> None:
+    known = {("external_id:mia", "code"): KnownValue("A", NOW)}
+    result = plan([due(1, "mia", 1, code="A", tier="gold")], known)
+    assert result.updates[0].object == {"external_id": "mia", "tier": "gold"}
+    assert result.omitted == {1: {"unchanged": ["code"]}}
+    assert result.data_points_saved == 1
+
+
+def test_a_user_with_nothing_new_is_skipped_as_unchanged() -> None:
+    known = {("external_id:mia", "code"): KnownValue("A", NOW)}
+    result = plan([due(1, "mia", 1, code="A")], known)
+    assert result.updates == []
+    assert result.skipped == {1: "unchanged"}
+
+
+def test_force_sends_unchanged_values() -> None:
+    known = {("external_id:mia", "code"): KnownValue("A", NOW)}
+    result = plan([due(1, "mia", 1, force=True, code="A")], known)
+    assert result.updates[0].object["code"] == "A"
+    assert result.data_points_saved == 0
+
+
+def test_older_events_are_stale() -> None:
+    known = {("external_id:mia", "code"): KnownValue("NEW", NOW + timedelta(hours=1))}
+    result = plan([due(1, "mia", 0, code="OLD")], known)
+    assert result.skipped == {1: "stale"}
+    assert result.omitted == {1: {"stale": ["code"]}}
+
+
+def test_null_unsets_and_is_compared_like_any_value() -> None:
+    known = {("external_id:mia", "code"): KnownValue(None, NOW)}
+    assert plan([due(1, "mia", 1, code=None)], known).skipped == {1: "unchanged"}
+    assert plan([due(1, "mia", 1, code=None)], {}).updates[0].object == {
+        "external_id": "mia",
+        "code": None,
+    }
+
+
+def test_update_existing_only_holds_when_every_delivery_asks_for_it() -> None:
+    both = plan(
+        [
+            due(1, "mia", 0, _update_existing_only=True, a=1),
+            due(2, "mia", 1, _update_existing_only=True, b=2),
+        ],
+        {},
+    )
+    assert both.updates[0].object["_update_existing_only"] is True
+    one = plan(
+        [
+            due(1, "mia", 0, _update_existing_only=True, a=1),
+            due(2, "mia", 1, _update_existing_only=False, b=2),
+        ],
+        {},
+    )
+    assert one.updates[0].object["_update_existing_only"] is False

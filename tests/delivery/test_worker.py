@@ -1,0 +1,248 @@
+"""The worker against the Braze emulator over loopback, on a real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from tests.delivery.conftest import (
+    Emulator,
+    WorkerFactory,
+    drain,
+    enqueue,
+    statuses,
+)
+
+
+def users(count: int, *, code: str = "CODE") -> list[tuple[str, dict[str, object]]]:
+    return [(f"user-{n:05d}", {"voucher_code": f"{code}-{n}"}) for n in range(count)]
+
+
+async def test_1000_updates_for_1000_users_take_exactly_14_requests(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(1000))
+    await drain(await make_worker())
+    assert await statuses(pool) == {"delivered": 1000}
+    requests = emulator.state.requests_snapshot()
+    assert len(requests) == 14
+    assert sum(r["object_count"] for r in requests) == 1000
+    assert (
+        emulator.state.profiles_snapshot()["external_id:user-00999"]["voucher_code"] == "CODE-999"
+    )
+    audited = await pool.fetchval("SELECT count(*) FROM braze_requests WHERE kind = 'delivered'")
+    assert audited == 14
+
+
+async def test_deliveries_of_one_user_are_coalesced_newest_event_wins(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    now = datetime.now(UTC)
+    await enqueue(pool, [("mia", {"code": "NEW", "tier": "gold"})], event_time=now)
+    await enqueue(
+        pool, [("mia", {"code": "OLD", "points": 10})], event_time=now - timedelta(hours=1)
+    )
+    await drain(await make_worker())
+    requests = emulator.state.requests_snapshot()
+    assert len(requests) == 1 and requests[0]["object_count"] == 1
+    profile = emulator.state.profiles_snapshot()["external_id:mia"]
+    assert (profile["code"], profile["tier"], profile["points"]) == ("NEW", "gold", 10)
+    assert await statuses(pool) == {"delivered": 2}
+
+
+async def test_objects_braze_refuses_by_index_fail_and_the_rest_are_delivered(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    emulator.state.faults.object_errors = {"external_id:user-00003": "Invalid attribute value"}
+    ids = await enqueue(pool, users(10))
+    await drain(await make_worker())
+    assert await statuses(pool) == {"delivered": 9, "failed": 1}
+    failed = await pool.fetchrow("SELECT id, last_error FROM deliveries WHERE status = 'failed'")
+    assert failed["id"] == ids[3]
+    assert "Invalid attribute value" in failed["last_error"]
+
+
+async def test_a_400_without_indexes_is_bisected_until_the_bad_object_is_alone(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    ids = await enqueue(pool, users(4))
+    # The batch of 4, then its first half, then that half's first object: each refused whole.
+    emulator.state.faults.fail_next(3, status=400, message="Bad request")
+    await drain(await make_worker())
+    assert await statuses(pool) == {"delivered": 3, "failed": 1}
+    assert await pool.fetchval("SELECT id FROM deliveries WHERE status = 'failed'") == ids[0]
+    assert [r["object_count"] for r in emulator.state.requests_snapshot()] == [4, 2, 1, 1, 2]
+    splits = await pool.fetchval("SELECT count(*) FROM delivery_attempts WHERE outcome = 'split'")
+    assert splits == 4 + 2
+
+
+async def test_413_splits_the_batch(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, [(f"u{n}", {"blob": "x" * 200}) for n in range(8)])
+    emulator.state.faults.max_body_bytes = 1200  # 8 objects do not fit, 4 do
+    await drain(await make_worker())
+    assert await statuses(pool) == {"delivered": 8}
+    assert [r["status"] for r in emulator.state.requests_snapshot()][:1] == [413]
+    assert len(emulator.state.profiles_snapshot()) == 8
+
+
+async def test_429_waits_for_retry_after_and_uses_no_attempt(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(3))
+    emulator.state.faults.fail_next(1, status=429, retry_after=1)
+    worker = await make_worker()
+    started = asyncio.get_running_loop().time()
+    await drain(worker)
+    assert asyncio.get_running_loop().time() - started >= 0.9
+    assert await statuses(pool) == {"delivered": 3}
+    # Only the successful try counts: the 429 was not the delivery's fault.
+    assert await pool.fetchval("SELECT max(attempts) FROM deliveries") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM delivery_attempts WHERE outcome = 'rate_limited'")
+        == 3
+    )
+
+
+async def test_5xx_is_retried_until_delivered(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(2))
+    emulator.state.faults.fail_next(2, status=503)
+    await drain(await make_worker())
+    assert await statuses(pool) == {"delivered": 2}
+    assert await pool.fetchval("SELECT max(attempts) FROM deliveries") == 3
+    outcomes = await pool.fetch(
+        "SELECT outcome FROM delivery_attempts WHERE delivery_id = (SELECT min(id) FROM deliveries)"
+        " ORDER BY id"
+    )
+    assert [r["outcome"] for r in outcomes] == ["retry", "retry", "delivered"]
+
+
+async def test_retries_exhausted_end_dead(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(1))
+    emulator.state.faults.fail_next(10, status=500)
+    await drain(await make_worker(schedule="0.05s,0.05s"))
+    assert await statuses(pool) == {"dead": 1}
+    assert len(emulator.state.requests_snapshot()) == 3
+
+
+async def test_timeouts_are_retried(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(1))
+    emulator.state.faults.latency_ms = 1500
+    worker = await make_worker(braze_timeout=0.5)
+    await worker.cycle()
+    emulator.state.faults.latency_ms = 0
+    await drain(worker)
+    assert await statuses(pool) == {"delivered": 1}
+    assert await pool.fetchval("SELECT attempts FROM deliveries") == 2
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(5))
+    emulator.state.faults.latency_ms = 3000
+    doomed = await make_worker(lease=1)
+    task = asyncio.create_task(doomed.cycle())
+    await asyncio.sleep(0.5)
+    task.cancel()  # like SIGKILL: no cleanup, the leases stay
+    await asyncio.gather(task, return_exceptions=True)
+    assert await statuses(pool) == {"in_flight": 5}
+
+    emulator.state.faults.latency_ms = 0
+    survivor = await make_worker(lease=1)
+    assert await survivor.cycle() == 0, "the lease has not expired yet"
+    await asyncio.sleep(1.1)
+    await drain(survivor)
+    assert await statuses(pool) == {"delivered": 5}
+
+
+async def test_two_workers_never_send_the_same_delivery(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    # Three deliveries per user, enqueued separately, so that claims could interleave.
+    for round_ in range(3):
+        await enqueue(pool, users(300, code=f"R{round_}"))
+    emulator.state.faults.latency_ms = 20
+    first, second = await make_worker(concurrency=3), await make_worker(concurrency=3)
+    stop = asyncio.Event()
+    runs = [asyncio.create_task(w.run(stop)) for w in (first, second)]
+    for _ in range(200):
+        if await statuses(pool) == {"delivered": 900}:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.gather(*runs)
+    assert await statuses(pool) == {"delivered": 900}
+    sent = await pool.fetchval("SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'")
+    assert sent == 900, "each delivery is delivered exactly once"
+    assert first.stats.requests > 0 and second.stats.requests > 0
+
+
+async def test_an_unchanged_value_is_not_sent_again(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker()
+    await enqueue(pool, [("mia", {"code": "A", "tier": "gold"})])
+    await drain(worker)
+    await enqueue(pool, [("mia", {"code": "A", "tier": "gold"})])
+    await enqueue(pool, [("leo", {"code": "B"})])
+    await drain(worker)
+    assert [r["object_count"] for r in emulator.state.requests_snapshot()] == [1, 1]
+    skipped = await pool.fetchrow("SELECT skip_reason FROM deliveries WHERE status = 'skipped'")
+    assert skipped["skip_reason"] == "unchanged"
+    assert worker.stats.data_points_saved == 2
+
+
+async def test_force_sends_an_unchanged_value(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker()
+    await enqueue(pool, [("mia", {"code": "A"})])
+    await drain(worker)
+    await enqueue(pool, [("mia", {"code": "A"})], force=True)
+    await drain(worker)
+    assert len(emulator.state.requests_snapshot()) == 2
+    assert await statuses(pool) == {"delivered": 2}
+
+
+async def test_a_stale_event_does_not_overwrite_a_newer_value(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker()
+    now = datetime.now(UTC)
+    await enqueue(pool, [("mia", {"code": "NEW"})], event_time=now)
+    await drain(worker)
+    await enqueue(pool, [("mia", {"code": "OLD"})], event_time=now - timedelta(minutes=5))
+    await drain(worker)
+    assert emulator.state.profiles_snapshot()["external_id:mia"]["code"] == "NEW"
+    assert len(emulator.state.requests_snapshot()) == 1
+    stale = await pool.fetchrow("SELECT skip_reason FROM deliveries WHERE status = 'skipped'")
+    assert stale["skip_reason"] == "stale"
+
+
+async def test_a_401_stops_sending_and_it_resumes_without_loss(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(150))
+    emulator.state.faults.fail_next(3, status=401, message="Invalid API key")
+    worker = await make_worker(probe=0.3)
+    await worker.cycle()
+    state = await worker.gate.state()
+    assert state.blocked_reason is not None and "401" in state.blocked_reason
+    assert await worker.cycle() == 0, "blocked: no claim until the next probe"
+    await drain(worker)
+    assert await statuses(pool) == {"delivered": 150}
+    assert (await worker.gate.state()).blocked_reason is None
+    # The refused tries were not the deliveries' fault: only the successful one counts.
+    assert await pool.fetchval("SELECT max(attempts) FROM deliveries") == 1
+    # Three refused probes (one batch each), then the two batches of the 150 users.
+    assert [r["status"] for r in emulator.state.requests_snapshot()] == [401, 401, 401, 201, 201]

@@ -1,0 +1,93 @@
+"""Webhook in, Braze attribute out: real `voucher-relay` processes, a real Postgres, the Braze
+emulator over loopback."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+
+from app.braze.emulator import create_emulator, emulator_state
+from tests.e2e.processes import REPO, free_port, running_service, service_env, wait_ready
+from tests.e2e.servers import serve_app_in_thread
+from tests.factories import distribution_body, sample, signed
+from tests.postgres import scratch_database
+
+pytestmark = pytest.mark.e2e
+BRAZE_KEY = "e2e-braze-key"
+TOKEN = "e2e-ops-token"
+
+
+@pytest.fixture
+def database(server_url: URL) -> Iterator[str]:
+    with scratch_database(server_url, prefix="vr_e2e") as url:
+        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _env(database: str, braze_url: str, port: int) -> dict[str, str]:
+    return service_env(
+        DATABASE_URL=database, BRAZE_REST_URL=braze_url, BRAZE_API_KEY=BRAZE_KEY,
+        VOUCHERIFY_WEBHOOK_SECRET="test-webhook-secret", OPS_API_TOKENS=f"e2e:write:{TOKEN}",
+        PORT=str(port), WORKER_POLL_SECONDS="0.1",
+    )  # fmt: skip
+
+
+def _send_webhook_and_wait(port: int, profiles: object) -> dict[str, object]:
+    base = f"http://127.0.0.1:{port}"
+    created = httpx.post(
+        f"{base}/api/v1/distributions",
+        json=distribution_body(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert created.status_code == 201, created.text
+    raw, headers = signed(sample("customer.segment.entered"))
+    answer = httpx.post(f"{base}/webhooks/voucherify", content=raw, headers=headers)
+    assert answer.status_code == 202 and answer.json()["deliveries"] == 1, answer.text
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        profile = profiles().get("external_id:braze-usr-10042")  # type: ignore[operator]
+        if profile:
+            return dict(profile)
+        time.sleep(0.1)
+    raise AssertionError("the attribute never reached the Braze emulator")
+
+
+def test_serve_delivers_a_webhook_to_braze(database: str) -> None:
+    emulator = create_emulator(api_key=BRAZE_KEY)
+    port = free_port()
+    with (
+        serve_app_in_thread(emulator) as braze_url,
+        running_service(_env(database, braze_url, port), "--migrate") as service,
+    ):
+        wait_ready(port, service)
+        profile = _send_webhook_and_wait(port, emulator_state(emulator).profiles_snapshot)
+        assert profile["welcome_code"] == "WELCOME-7QX2KD"
+        assert profile["welcome_code_expires_at"] == "2026-04-09T21:59:59.000Z"
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=30) == 0
+
+
+def test_api_and_worker_processes_deliver_together(database: str) -> None:
+    emulator = create_emulator(api_key=BRAZE_KEY)
+    port = free_port()
+    with serve_app_in_thread(emulator) as braze_url:
+        env = _env(database, braze_url, port)
+        with running_service(env, "--migrate", "--no-worker") as api:
+            wait_ready(port, api)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "app", "worker"],
+                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            try:
+                profile = _send_webhook_and_wait(port, emulator_state(emulator).profiles_snapshot)
+                assert profile["welcome_code"] == "WELCOME-7QX2KD"
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                output, _ = worker.communicate(timeout=30)
+            assert worker.returncode == 0, output
