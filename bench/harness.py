@@ -46,14 +46,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(args: list[str], *, port: int, env: dict[str, str]) -> Iterator[int]:
-    """Run a server command until it answers on `port`; yield its pid; SIGTERM it afterwards."""
+def server_process(
+    args: list[str], *, port: int | None, env: dict[str, str], health: str = "/healthz"
+) -> Iterator[int]:
+    """Run a command until it answers `health` on `port` (if any); yield its pid; SIGTERM it
+    afterwards."""
     process = subprocess.Popen(
         args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_listening(port, process)
+        if port is not None:
+            _wait_listening(port, process, health)
         yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
@@ -64,13 +68,15 @@ def server_process(args: list[str], *, port: int, env: dict[str, str]) -> Iterat
             process.wait()
 
 
-def _wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def _wait_listening(
+    port: int, process: subprocess.Popen[str], health: str, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {process.stderr.read() if process.stderr else ''}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}{health}", timeout=1)
             return
         except httpx.HTTPError:
             time.sleep(0.2)

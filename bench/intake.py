@@ -91,7 +91,7 @@ def run(*, seconds: float, connections: int = 64) -> dict[str, Any]:
                 (cpu_seconds([pid]) - server_cpu) / load.requests * 1000, 3
             )
             results["relay"]["postgres_cpu_ms_per_webhook"] = round(
-                (cpu_seconds(database) - database_cpu) / load.requests * 1000, 3
+                (cpu_seconds(postgres_pids()) - database_cpu) / load.requests * 1000, 3
             )
 
     base, relay = results["baseline"]["throughput_rps"], results["relay"]["throughput_rps"]

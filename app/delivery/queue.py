@@ -2,8 +2,8 @@
 
 Claims are leases: a worker that dies leaves its deliveries `in_flight` until the lease
 expires, then any worker takes them again. One user's deliveries are never in two requests at
-once: a claim takes a transaction-scoped advisory lock per user, then (in a second statement,
-so its snapshot sees every claim committed before the lock was granted) skips users that
+once: a claim takes a transaction-scoped advisory lock per user, then (in a later statement,
+whose snapshot sees every claim committed before the lock was granted) skips users that
 another worker holds in flight.
 """
 
@@ -27,29 +27,51 @@ _DUE = """
      OR (d.status = 'in_flight' AND d.lease_expires_at < clock_timestamp()))
     AND d.attributes IS NOT NULL
 """
+# The lock is taken lazily, row by row, until `$2` users are locked: users that another lane
+# is claiming right now are passed over, and no more locks are held than users claimed.
 _CANDIDATE_USERS = f"""
-SELECT DISTINCT k FROM (
-    SELECT d.braze_user_key AS k FROM deliveries AS d
-    WHERE d.status IN ('pending', 'in_flight') AND {_DUE}
-    ORDER BY d.next_attempt_at
-    LIMIT $1
-) AS due
+SELECT k FROM (
+    SELECT DISTINCT ON (k) k, due FROM (
+        SELECT d.braze_user_key AS k, d.next_attempt_at AS due FROM deliveries AS d
+        WHERE d.status IN ('pending', 'in_flight') AND {_DUE}
+        ORDER BY d.next_attempt_at
+        LIMIT $1
+    ) AS oldest
+    ORDER BY k, due
+) AS candidates
 WHERE pg_try_advisory_xact_lock(hashtextextended(k, 7301))
+LIMIT $2
+"""
+# Users whose deliveries another worker holds in flight right now (a committed claim).
+# Per-key lookups: LATERAL with OFFSET 0 (a fence the planner cannot flatten) makes the plan an
+# index probe per user whatever the statistics say. Without it, on a queue filled faster than
+# autovacuum analyzes, the planner hash-joined against the whole queue on every claim.
+_BUSY = """
+SELECT k.key FROM unnest($1::text[]) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM deliveries AS x
+    WHERE x.braze_user_key = k.key AND x.status = 'in_flight'
+      AND x.lease_expires_at >= clock_timestamp()
+    LIMIT 1 OFFSET 0
+) AS held
 """
 _CLAIM = f"""
 UPDATE deliveries AS d SET
     status = 'in_flight', leased_by = $2, updated_at = clock_timestamp(),
     lease_expires_at = clock_timestamp() + $3 * interval '1 second'
-WHERE d.braze_user_key = ANY($1::text[]) AND {_DUE}
-  AND NOT EXISTS (
-      SELECT 1 FROM deliveries AS x
-      WHERE x.braze_user_key = d.braze_user_key AND x.status = 'in_flight'
-        AND x.lease_expires_at >= clock_timestamp() AND x.id <> d.id)
+FROM (
+    SELECT due.id FROM unnest($1::text[]) AS k(key)
+    CROSS JOIN LATERAL (
+        SELECT d.id FROM deliveries AS d WHERE d.braze_user_key = k.key AND {_DUE} OFFSET 0
+    ) AS due
+) AS picked
+WHERE d.id = picked.id AND {_DUE}
 RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts
 """
 _KNOWN = """
-SELECT braze_user_key, attribute, value, event_time FROM attribute_state
-WHERE braze_user_key = ANY($1::text[])
+SELECT s.braze_user_key, s.attribute, s.value, s.event_time
+FROM unnest($1::text[]) AS k(key)
+JOIN LATERAL (SELECT * FROM attribute_state WHERE braze_user_key = k.key) AS s ON true
 """
 _RELEASE = """
 UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = NULL,
@@ -117,7 +139,13 @@ class DeliveryQueue:
     async def claim(self, *, users: int) -> tuple[Claimed, dict[tuple[str, str], KnownValue]]:
         """Lease the due deliveries of up to `users` Braze users, with their attribute state."""
         async with self._pool.acquire() as connection, connection.transaction():
-            keys = [r["k"] for r in await connection.fetch(_CANDIDATE_USERS, users * 2)][:users]
+            # Look well past the users other lanes hold, without scanning the whole queue.
+            keys = [r["k"] for r in await connection.fetch(_CANDIDATE_USERS, users * 20, users)]
+            if keys:
+                # A new statement, so a new snapshot: it sees every claim committed before we
+                # got the locks. Expired leases of dead workers are not busy: they are taken.
+                busy = {r["key"] for r in await connection.fetch(_BUSY, keys)}
+                keys = [k for k in keys if k not in busy]
             if not keys:
                 return Claimed([], {}), {}
             rows = await connection.fetch(_CLAIM, keys, self.worker_id, self._lease_seconds)

@@ -22,7 +22,7 @@ from app.delivery import coalesce
 from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
-from app.delivery.queue import DeliveryQueue, record_split
+from app.delivery.queue import Claimed, DeliveryQueue, record_split
 from app.delivery.retry import DEFAULT_SCHEDULE
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,19 @@ class WorkerConfig:
     schedule: tuple[timedelta, ...] = DEFAULT_SCHEDULE
     # Pause everyone when Braze says fewer than this share of the window's requests remain.
     low_remaining_fraction: float = 0.05
+
+
+@dataclass(frozen=True)
+class Work:
+    """A claimed batch, coalesced: what one lane sends next."""
+
+    claimed: Claimed
+    plan: coalesce.Plan
+    probing: bool
+
+    @property
+    def delivery_ids(self) -> list[int]:
+        return [d.id for d in self.claimed.deliveries]
 
 
 @dataclass
@@ -79,14 +92,25 @@ class Worker:
         logger.info("worker %s stopped", self.queue.worker_id)
 
     async def _lane(self, stop: asyncio.Event) -> None:
+        """Claim the next batch while the current one is on its way to Braze (pipelining)."""
+        prefetch: asyncio.Task[Work | None] | None = None
         while not stop.is_set():
             try:
-                handled = await self.cycle()
+                work = await (prefetch or self._next_work())
+                prefetch = None
+                if work is None:
+                    await self._idle(stop)
+                    continue
+                if not work.probing:
+                    prefetch = asyncio.create_task(self._next_work())
+                await self._deliver(work)
             except Exception:
                 logger.exception("worker cycle failed; its leases expire and are taken again")
-                handled = 0
-            if not handled:
                 await self._idle(stop)
+        if prefetch is not None:
+            leftover = await prefetch
+            if leftover is not None:
+                await self.queue.release(leftover.delivery_ids)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())}
@@ -100,33 +124,41 @@ class Worker:
 
     async def cycle(self) -> int:
         """One claim, sent and recorded. Returns how many deliveries it settled."""
+        work = await self._next_work()
+        if work is None:
+            return 0
+        await self._deliver(work)
+        return len(work.claimed.deliveries)
+
+    async def _next_work(self) -> Work | None:
+        """Claim and coalesce the next batch; None when there is nothing to send now."""
         probing = False
         state = await self.gate.state()
         if state.blocked_reason is not None:
             probing = await self.gate.claim_probe()
             if not probing:
-                return 0
+                return None
             logger.info("Braze is blocked (%s): probing with a real batch", state.blocked_reason)
-
         claimed, known = await self.queue.claim(users=self.config.batch_size)
         if not claimed.deliveries:
-            return 0
-        plan = coalesce.plan(claimed.deliveries, known)
+            return None
+        return Work(claimed, coalesce.plan(claimed.deliveries, known), probing)
+
+    async def _deliver(self, work: Work) -> None:
+        plan = work.plan
         self.stats.data_points_saved += plan.data_points_saved
         if plan.skipped:
             await self._record_skipped(plan)
-
         batches = split_into_batches(
             [u.object for u in plan.updates], max_objects=self.config.batch_size,
             max_bytes=MAX_BODY_BYTES,
         )  # fmt: skip
-        position = 0
+        position, probing = 0, work.probing
         for batch in batches:
             updates = plan.updates[position : position + len(batch)]
             position += len(batch)
-            await self._send(updates, plan.omitted, claimed.attempts, probing=probing)
+            await self._send(updates, plan.omitted, work.claimed.attempts, probing=probing)
             probing = False
-        return len(claimed.deliveries)
 
     async def _send(
         self,

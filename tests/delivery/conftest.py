@@ -41,18 +41,12 @@ class Emulator:
         return emulator_state(self.app)
 
 
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[Emulator]:
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    # One per test: a slow answer to a test's abandoned request must not land in the next one.
     app = create_emulator(api_key=BRAZE_KEY)
     with serve_app_in_thread(app) as url:
         yield Emulator(url, app)
-
-
-@pytest.fixture
-def emulator(emulator_server: Emulator) -> Iterator[Emulator]:
-    emulator_server.state.reset()
-    yield emulator_server
-    emulator_server.state.reset()
 
 
 @pytest.fixture
