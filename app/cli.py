@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+import uvloop
 from pydantic import ValidationError
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,7 +175,7 @@ def _worker(settings: Settings) -> None:
         check_reachable(url, timeout=settings.db_connect_timeout_seconds)
         if embedded:
             migrations.upgrade(url)
-        asyncio.run(work())
+        uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
 
 
 def _migrate(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import intake
+from bench import drain, intake
 
 RESULTS = Path(__file__).parent / "results.json"
 
@@ -53,6 +53,21 @@ def table(results: dict[str, Any]) -> str:
             ("intake peak RSS (server)", f"{relay['peak_rss_mb']:.0f} MB",
              f"{base['peak_rss_mb']:.0f} MB", "", ""),
         ]  # fmt: skip
+    d = results.get("drain")
+    if d:
+        relay, base = d["relay"], d["baseline"]
+        rows += [
+            (f"drain {d['users']:,} deliveries ({d['concurrency']} conn, {d['latency_ms']} ms)",
+             f"{relay['deliveries_per_s']:.0f}/s", f"{base['deliveries_per_s']:.0f}/s",
+             f"{d['throughput_ratio']:.2f}", ">= 0.70"),
+            ("drain Braze requests", str(relay["braze_requests"]),
+             str(relay["minimum_requests"]), "", "= minimum"),
+            ("drain worker peak RSS", f"{relay['worker_peak_rss_mb']:.0f} MB", "", "", "< 200 MB"),
+            ("drain worker CPU per request", f"{relay['worker_cpu_ms_per_request']:.1f} ms",
+             "", "", ""),
+            ("drain Postgres CPU per request", f"{relay['postgres_cpu_ms_per_request']:.1f} ms",
+             "", "", ""),
+        ]  # fmt: skip
     widths = [max(len(str(row[c])) for row in rows) for c in range(len(rows[0]))]
     lines = [" | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
@@ -61,13 +76,15 @@ def table(results: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="voucher-relay benchmarks")
-    parser.add_argument("--seconds", type=float, default=20, help="load duration per run")
+    parser.add_argument("--seconds", type=float, default=20, help="intake load duration per run")
+    parser.add_argument("--drain-users", type=int, default=100_000, help="deliveries to drain")
     args = parser.parse_args()
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "intake": intake.run(seconds=args.seconds),
+        "drain": drain.run(users=args.drain_users),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"voucher-relay benchmarks, {results['date']}, {results['machine']}\n")

@@ -7,9 +7,11 @@ characters, exactly one primary identifier per object (or `email`/`phone` alone)
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 TRACK_PATH = "/users/track"
 
@@ -33,7 +35,20 @@ BrazeObject = Mapping[str, Any]
 
 def encode_json(value: object) -> bytes:
     """Compact UTF-8 JSON, the exact bytes sent to Braze (NaN and Infinity are refused)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    if _has_non_finite(value):
+        raise ValueError("NaN and Infinity cannot be sent as JSON")
+    return orjson.dumps(value)
+
+
+def _has_non_finite(value: object) -> bool:
+    # orjson writes NaN as null; Braze would then unset the attribute. Refuse instead.
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def build_track_body(objects: Sequence[BrazeObject]) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,6 +87,7 @@ class BrazeGate:
         self.capacity = max(1.0, requests / 10)
         self.probe_interval = probe_interval
         self._ready = False
+        self._cached: tuple[float, GateState] | None = None
 
     async def _ensure(self, connection: asyncpg.Connection) -> None:
         if not self._ready:
@@ -121,12 +123,14 @@ class BrazeGate:
             await connection.execute(_PAUSE, self.workspace, until)
 
     async def block(self, reason: str) -> None:
+        self._cached = None
         async with self._pool.acquire() as connection:
             await self._ensure(connection)
             await connection.execute(_BLOCK, self.workspace, reason[:500], self.probe_interval)
 
     async def unblock(self) -> bool:
         """Lift a block; True when there was one."""
+        self._cached = None
         async with self._pool.acquire() as connection:
             return await connection.fetchval(_UNBLOCK, self.workspace) is not None
 
@@ -136,6 +140,15 @@ class BrazeGate:
             await self._ensure(connection)
             claimed = await connection.fetchval(_CLAIM_PROBE, self.workspace, self.probe_interval)
             return claimed is not None
+
+    async def state_cached(self, *, max_age: float = 1.0) -> GateState:
+        """The state as read at most `max_age` seconds ago: lanes check it before every claim,
+        and a block set by another process may take that long to be seen (the send itself
+        would meet the same refusal meanwhile)."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > max_age:
+            self._cached = (now, await self.state())
+        return self._cached[1]
 
     async def state(self) -> GateState:
         async with self._pool.acquire() as connection:

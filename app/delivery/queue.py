@@ -34,6 +34,7 @@ SELECT k FROM (
     SELECT DISTINCT ON (k) k, due FROM (
         SELECT d.braze_user_key AS k, d.next_attempt_at AS due FROM deliveries AS d
         WHERE d.status IN ('pending', 'in_flight') AND {_DUE}
+          AND NOT d.braze_user_key = ANY($3::text[])
         ORDER BY d.next_attempt_at
         LIMIT $1
     ) AS oldest
@@ -139,13 +140,28 @@ class DeliveryQueue:
     async def claim(self, *, users: int) -> tuple[Claimed, dict[tuple[str, str], KnownValue]]:
         """Lease the due deliveries of up to `users` Braze users, with their attribute state."""
         async with self._pool.acquire() as connection, connection.transaction():
-            # Look well past the users other lanes hold, without scanning the whole queue.
-            keys = [r["k"] for r in await connection.fetch(_CANDIDATE_USERS, users * 20, users)]
-            if keys:
+            keys: list[str] = []
+            passed_over: list[str] = []
+            # Top up (a few rounds) when users were taken by another claim meanwhile: full
+            # batches mean fewer Braze requests.
+            for _ in range(3):
+                wanted = users - len(keys)
+                # Look past the users other lanes are claiming, without scanning the queue.
+                found = [
+                    r["k"]
+                    for r in await connection.fetch(
+                        _CANDIDATE_USERS, wanted * 4, wanted, keys + passed_over
+                    )
+                ]
+                if not found:
+                    break
                 # A new statement, so a new snapshot: it sees every claim committed before we
                 # got the locks. Expired leases of dead workers are not busy: they are taken.
-                busy = {r["key"] for r in await connection.fetch(_BUSY, keys)}
-                keys = [k for k in keys if k not in busy]
+                busy = {r["key"] for r in await connection.fetch(_BUSY, found)}
+                keys += [k for k in found if k not in busy]
+                passed_over += busy
+                if len(keys) >= users or not busy:
+                    break
             if not keys:
                 return Claimed([], {}), {}
             rows = await connection.fetch(_CLAIM, keys, self.worker_id, self._lease_seconds)

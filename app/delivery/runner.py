@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -11,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 import asyncpg
+import orjson
 from sqlalchemy.engine import URL
 
 from app.braze.client import BrazeClient
@@ -31,7 +31,7 @@ async def create_pool(url: URL, *, size: int, connect_timeout: float) -> asyncpg
     async def init(connection: asyncpg.Connection) -> None:
         # jsonb travels as JSON text we encode ourselves, and comes back decoded.
         await connection.set_type_codec(
-            "jsonb", encoder=str, decoder=json.loads, schema="pg_catalog"
+            "jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog"
         )
 
     pool = await asyncpg.create_pool(

@@ -133,7 +133,7 @@ class Worker:
     async def _next_work(self) -> Work | None:
         """Claim and coalesce the next batch; None when there is nothing to send now."""
         probing = False
-        state = await self.gate.state()
+        state = await self.gate.state_cached()
         if state.blocked_reason is not None:
             probing = await self.gate.claim_probe()
             if not probing:
