@@ -79,6 +79,10 @@ UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = N
     updated_at = clock_timestamp()
 WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
 """
+_SPLIT_ATTEMPTS = """
+INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message)
+SELECT id, $2, 'split', $3 FROM unnest($1::bigint[]) AS id
+"""
 _REQUEST = """
 INSERT INTO braze_requests (started_at, duration_ms, status_code, kind, objects, request_bytes,
     response_body, response_headers, error, worker)
@@ -182,6 +186,26 @@ class DeliveryQueue:
         }
         return claimed, known
 
+    async def _insert_request(
+        self, connection: asyncpg.Connection, call: BrazeCallResult, started_at: datetime
+    ) -> int:
+        request_id: int = await connection.fetchval(
+            _REQUEST, started_at, call.duration.total_seconds() * 1000, call.status_code,
+            str(call.kind), call.object_count, call.request_bytes, call.body or None,
+            json.dumps(call.headers), call.error, self.worker_id,
+        )  # fmt: skip
+        return request_id
+
+    async def record_split(
+        self, *, call: BrazeCallResult, started_at: datetime, delivery_ids: list[int]
+    ) -> None:
+        """A request Braze refused as a whole: audit it; its halves are sent next."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            request_id = await self._insert_request(connection, call, started_at)
+            await connection.execute(
+                _SPLIT_ATTEMPTS, delivery_ids, request_id, call.classification.message
+            )
+
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give leased deliveries back (shutting down before sending them)."""
         if delivery_ids:
@@ -205,11 +229,7 @@ class DeliveryQueue:
         async with self._pool.acquire() as connection, connection.transaction():
             request_id = None
             if call is not None:
-                request_id = await connection.fetchval(
-                    _REQUEST, started_at, call.duration.total_seconds() * 1000, call.status_code,
-                    str(call.kind), call.object_count, call.request_bytes, call.body or None,
-                    json.dumps(call.headers), call.error, self.worker_id,
-                )  # fmt: skip
+                request_id = await self._insert_request(connection, call, started_at)
             await connection.execute(
                 _APPLY,
                 [c.delivery_id for c in changes],
@@ -253,18 +273,3 @@ _SPLIT_ATTEMPTS = """
 INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message)
 SELECT id, $2, 'split', $3 FROM unnest($1::bigint[]) AS id
 """
-
-
-async def record_split(
-    queue: DeliveryQueue, *, call: BrazeCallResult, started_at: datetime, delivery_ids: list[int]
-) -> None:
-    """A request Braze refused as a whole: audit it; its halves are sent next."""
-    async with queue._pool.acquire() as connection, connection.transaction():
-        request_id = await connection.fetchval(
-            _REQUEST, started_at, call.duration.total_seconds() * 1000, call.status_code,
-            str(call.kind), call.object_count, call.request_bytes, call.body or None,
-            json.dumps(call.headers), call.error, queue.worker_id,
-        )  # fmt: skip
-        await connection.execute(
-            _SPLIT_ATTEMPTS, delivery_ids, request_id, call.classification.message
-        )

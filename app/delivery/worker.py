@@ -22,7 +22,7 @@ from app.delivery import coalesce
 from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
-from app.delivery.queue import Claimed, DeliveryQueue, record_split
+from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
 
 logger = logging.getLogger(__name__)
@@ -183,8 +183,8 @@ class Worker:
         await self._react_to(call, probing=probing)
 
         if call.kind in (Kind.SPLIT,) and len(updates) > 1:
-            await record_split(
-                self.queue, call=call, started_at=started_at,
+            await self.queue.record_split(
+                call=call, started_at=started_at,
                 delivery_ids=[i for u in updates for i in u.delivery_ids],
             )  # fmt: skip
             middle = len(updates) // 2

@@ -23,6 +23,9 @@ class FakeClock:
         await asyncio.sleep(0)  # still a suspension point: other tasks run meanwhile
 
 
+APP_ID, APP_TOKEN = "emulator-app", "emulator-token"
+
+
 def simple_voucher(code: str, **fields: Any) -> dict[str, Any]:
     """A SimpleVoucher as `POST /v1/publications` returns it."""
     return {

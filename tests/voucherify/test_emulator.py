@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,10 +11,8 @@ from fastapi import FastAPI
 
 from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
 from app.voucherify.emulator_state import EmulatorState
-from tests.voucherify.fakes import FakeClock
+from tests.voucherify.fakes import APP_ID, APP_TOKEN, FakeClock
 
-APP_ID, APP_TOKEN = "emulator-app", "emulator-token"
-AUTH = {"X-App-Id": APP_ID, "X-App-Token": APP_TOKEN}
 EXPIRES = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
@@ -31,15 +28,6 @@ def state(app: FastAPI) -> EmulatorState:
         name="welcome", id="camp_w", count=2, pattern="W-###", expiration_date=EXPIRES
     )
     return state
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://voucherify.test", headers=AUTH
-    ) as client:
-        yield client
 
 
 async def publish(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -11,9 +10,8 @@ from fastapi import FastAPI
 
 from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
 from app.voucherify.emulator_state import EmulatorState
-from tests.voucherify.fakes import FakeClock
+from tests.voucherify.fakes import APP_ID, APP_TOKEN, FakeClock
 
-AUTH = {"X-App-Id": "app", "X-App-Token": "token"}
 START = 1_800_000_010.0  # ten seconds into a minute
 
 
@@ -25,7 +23,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def app(clock: FakeClock) -> FastAPI:
     return create_voucherify_emulator(
-        app_id="app", app_token="token", requests_per_minute=3, clock=clock
+        app_id=APP_ID, app_token=APP_TOKEN, requests_per_minute=3, clock=clock
     )
 
 
@@ -34,15 +32,6 @@ def state(app: FastAPI) -> EmulatorState:
     state = voucherify_emulator_state(app)
     state.add_customer(source_id="u1")
     return state
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://voucherify.test", headers=AUTH
-    ) as client:
-        yield client
 
 
 async def get_customer(http: httpx.AsyncClient) -> httpx.Response:

@@ -3,7 +3,6 @@ order values and the `starting_after` cursor."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,14 +11,12 @@ from fastapi import FastAPI
 
 from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
 from app.voucherify.emulator_state import EmulatorState
-from tests.voucherify.fakes import FakeClock
-
-AUTH = {"X-App-Id": "app", "X-App-Token": "token"}
+from tests.voucherify.fakes import APP_ID, APP_TOKEN, FakeClock
 
 
 @pytest.fixture
 def app() -> FastAPI:
-    return create_voucherify_emulator(app_id="app", app_token="token", clock=FakeClock())
+    return create_voucherify_emulator(app_id=APP_ID, app_token=APP_TOKEN, clock=FakeClock())
 
 
 @pytest.fixture
@@ -28,15 +25,6 @@ def state(app: FastAPI) -> EmulatorState:
     state.seed_customers(count=250, segment_id="seg_a")
     state.seed_customers(count=5, source_id_pattern="outsider-{n}")
     return state
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://voucherify.test", headers=AUTH
-    ) as client:
-        yield client
 
 
 async def listing(http: httpx.AsyncClient, **params: str | int) -> httpx.Response:
