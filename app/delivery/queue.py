@@ -267,9 +267,3 @@ def _remembered(
             ):  # fmt: skip
                 column.append(value)  # type: ignore[attr-defined]
     return columns
-
-
-_SPLIT_ATTEMPTS = """
-INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message)
-SELECT id, $2, 'split', $3 FROM unnest($1::bigint[]) AS id
-"""
