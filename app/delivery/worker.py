@@ -81,6 +81,10 @@ class Worker:
         self.wake = wake or asyncio.Event()
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
+        # Recording a request's outcome runs while the lane sends its next batch; at most one
+        # record per lane is outstanding. The deliveries stay leased (in flight) until then.
+        self._recording: set[asyncio.Task[None]] = set()
+        self._record_slots = asyncio.Semaphore(config.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the lanes until `stop` is set; each finishes the batch it is sending."""
@@ -89,7 +93,13 @@ class Worker:
             self.config.batch_size,
         )  # fmt: skip
         await asyncio.gather(*(self._lane(stop) for _ in range(self.config.concurrency)))
+        await self.flush()
         logger.info("worker %s stopped", self.queue.worker_id)
+
+    async def flush(self) -> None:
+        """Wait until every outcome sent so far is recorded."""
+        while self._recording:
+            await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def _lane(self, stop: asyncio.Event) -> None:
         """Claim the next batch while the current one is on its way to Braze (pipelining)."""
@@ -128,6 +138,7 @@ class Worker:
         if work is None:
             return 0
         await self._deliver(work)
+        await self.flush()
         return len(work.claimed.deliveries)
 
     async def _next_work(self) -> Work | None:
@@ -197,9 +208,24 @@ class Worker:
             now=datetime.now(UTC), schedule=self.config.schedule, rng=self.rng,
         )  # fmt: skip
         self._count(changes)
-        await self.queue.record(
-            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted
-        )
+        await self._record_slots.acquire()
+        task = asyncio.create_task(
+            self.queue.record(
+                call=call, started_at=started_at, changes=changes, updates=updates,
+                omitted=omitted,
+            )
+        )  # fmt: skip
+        self._recording.add(task)
+        task.add_done_callback(self._recorded)
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._recording.discard(task)
+        self._record_slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "recording a Braze answer failed; the leases expire and the deliveries are "
+                "sent again", exc_info=task.exception(),
+            )  # fmt: skip
 
     async def _react_to(self, call: BrazeCallResult, *, probing: bool) -> None:
         """What the answer means for everyone sending to this workspace."""
