@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
@@ -76,7 +77,7 @@ def create_app(
             if owned_engine:
                 await app.state.engine.dispose()
 
-    app = FastAPI(
+    app = VoucherRelayApp(
         title="voucher-relay",
         version=__version__,
         summary="Voucherify webhooks to Braze custom attributes, with an audit log and replay.",
@@ -95,8 +96,14 @@ def create_app(
     app.include_router(health.router)
     app.include_router(distributions_routes.router)
     _install_error_handlers(app)
-    app.add_middleware(WebhookFastPath, state=app.state)
     return app
+
+
+class VoucherRelayApp(FastAPI):
+    """FastAPI with the webhook fast path outermost, ahead of every middleware layer."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return WebhookFastPath(super().build_middleware_stack(), state=self.state)
 
 
 def _database_url(settings: Settings, database_url: URL | None) -> URL:

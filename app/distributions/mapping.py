@@ -67,7 +67,7 @@ Resolution = Send | Skip | NeedsPublish
 def find_voucher(data: Mapping[str, Any], event_type: str | None = None) -> dict[str, Any] | None:
     """The voucher the event is about, wherever the event type carries it."""
     for location in REWARD_FIRST if event_type in REWARD_EVENTS else VOUCHER_LOCATIONS:
-        voucher = lookup(data, list(location))
+        voucher = lookup(data, location)
         if isinstance(voucher, dict) and voucher.get("code"):
             return voucher
     return None
@@ -88,6 +88,7 @@ def resolve(
     envelope: Mapping[str, Any],
     config: DistributionConfig,
     voucher: Mapping[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> Resolution:
     """Map one event through one distribution. A `voucher` given (a published code) wins."""
     event_type = lookup(envelope, "event.type")
@@ -133,7 +134,7 @@ def resolve(
     elif config.identity.type == "user_alias":
         # Braze defaults alias-only updates to "update only"; say explicitly that we may create.
         braze_object["_update_existing_only"] = False
-    return Send(user_key, braze_object, event_time(envelope))
+    return Send(user_key, braze_object, occurred_at or event_time(envelope))
 
 
 def _customer(data: Mapping[str, Any]) -> dict[str, Any] | None:

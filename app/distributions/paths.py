@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 _SEGMENT = r"[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*"
@@ -24,11 +26,13 @@ def check_path(path: str) -> str:
     return path
 
 
-def split_path(path: str) -> list[str | int]:
-    return [name if name else int(index) for name, index in _PART.findall(path)]
+@lru_cache(maxsize=4096)
+def split_path(path: str) -> tuple[str | int, ...]:
+    # Cached: the same few paths are looked up for every webhook.
+    return tuple(name if name else int(index) for name, index in _PART.findall(path))
 
 
-def lookup(root: Any, path: str | list[str | int]) -> Any:
+def lookup(root: Any, path: str | Sequence[str | int]) -> Any:
     """The value at `path` under `root`, or MISSING when any step does not exist."""
     current = root
     for part in split_path(path) if isinstance(path, str) else path:

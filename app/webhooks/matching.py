@@ -34,7 +34,9 @@ def plan_deliveries(
     for distribution in distributions:
         if envelope.event_type not in distribution.config.triggers:
             continue
-        result = mapping.resolve(envelope=envelope.body, config=distribution.config)
+        result = mapping.resolve(
+            envelope=envelope.body, config=distribution.config, occurred_at=envelope.occurred_at
+        )
         if isinstance(result, mapping.Skip) and result.reason == mapping.FILTERED_OUT:
             continue
         row: dict[str, Any] = {
