@@ -118,9 +118,12 @@ class Worker:
                 logger.exception("worker cycle failed; its leases expire and are taken again")
                 await self._idle(stop)
         if prefetch is not None:
-            leftover = await prefetch
-            if leftover is not None:
-                await self.queue.release(leftover.delivery_ids)
+            try:
+                leftover = await prefetch
+                if leftover is not None:
+                    await self.queue.release(leftover.delivery_ids)
+            except Exception:
+                logger.exception("could not give back a prefetched batch; its leases expire")
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())}
