@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     voucherify_api_url: str = "https://api.voucherify.io"
     voucherify_app_id: str | None = None
     voucherify_app_token: SecretStr | None = None
+    # Our share of the project's API budget (Business plans: 100 requests a minute).
+    voucherify_requests_per_minute: int = Field(default=100, ge=1)
 
     # Braze.
     braze_rest_url: str = "https://rest.iad-01.braze.com"

@@ -16,9 +16,11 @@ from sqlalchemy.engine import URL
 from app.braze.client import BrazeClient
 from app.config import Settings
 from app.delivery.gate import BrazeGate, workspace_key
+from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
 from app.delivery.retry import parse_schedule
 from app.delivery.worker import Worker, WorkerConfig
+from app.voucherify.client import VoucherifyClient
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +84,48 @@ async def run_worker(
     )
     gate = gate_for(settings, pool)
     assert gate is not None
+    identity = worker_id()
+    lease = timedelta(seconds=settings.delivery_lease_seconds)
+    schedule = parse_schedule(settings.retry_schedule)
+    voucherify = _voucherify(settings)
     worker = Worker(
-        queue=DeliveryQueue(
-            pool, worker_id=worker_id(), lease=timedelta(seconds=settings.delivery_lease_seconds)
-        ),
+        queue=DeliveryQueue(pool, worker_id=identity, lease=lease),
         braze=braze,
         gate=gate,
         config=WorkerConfig(
             batch_size=settings.braze_batch_size,
             concurrency=settings.braze_concurrency,
             poll_seconds=settings.worker_poll_seconds,
-            lease=timedelta(seconds=settings.delivery_lease_seconds),
-            schedule=parse_schedule(settings.retry_schedule),
+            lease=lease,
+            schedule=schedule,
         ),
         wake=wake,
-    )
+        publisher=(
+            Publisher(pool, voucherify=voucherify, worker_id=identity, lease=lease,
+                      schedule=schedule)
+            if voucherify is not None
+            else None
+        ),
+    )  # fmt: skip
     try:
         await worker.run(stop)
     finally:
         await braze.aclose()
+        if voucherify is not None:
+            await voucherify.aclose()
         await pool.close()
+
+
+def _voucherify(settings: Settings) -> VoucherifyClient | None:
+    if not settings.voucherify_app_id or settings.voucherify_app_token is None:
+        logger.warning(
+            "VOUCHERIFY_APP_ID / VOUCHERIFY_APP_TOKEN are not set: deliveries that need a "
+            "published code or a customer look-up wait in the queue"
+        )
+        return None
+    return VoucherifyClient(
+        base_url=settings.voucherify_api_url,
+        app_id=settings.voucherify_app_id,
+        app_token=settings.voucherify_app_token,
+        requests_per_minute=settings.voucherify_requests_per_minute,
+    )

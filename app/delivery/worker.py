@@ -22,6 +22,7 @@ from app.delivery import coalesce
 from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
+from app.delivery.publisher import Publisher
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
 
@@ -73,8 +74,12 @@ class Worker:
         config: WorkerConfig,
         wake: asyncio.Event | None = None,
         rng: random.Random | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.queue = queue
+        # Fetches customers and publishes codes for deliveries that wait for them (optional:
+        # without Voucherify API keys those deliveries wait).
+        self.publisher = publisher
         self.braze = braze
         self.gate = gate
         self.config = config
@@ -92,7 +97,10 @@ class Worker:
             "worker %s: %d lanes of %d users", self.queue.worker_id, self.config.concurrency,
             self.config.batch_size,
         )  # fmt: skip
-        await asyncio.gather(*(self._lane(stop) for _ in range(self.config.concurrency)))
+        lanes = [self._lane(stop) for _ in range(self.config.concurrency)]
+        if self.publisher is not None:
+            lanes.append(self._publisher_lane(self.publisher, stop))
+        await asyncio.gather(*lanes)
         await self.flush()
         logger.info("worker %s stopped", self.queue.worker_id)
 
@@ -124,6 +132,20 @@ class Worker:
                     await self.queue.release(leftover.delivery_ids)
             except Exception:
                 logger.exception("could not give back a prefetched batch; its leases expire")
+
+    async def _publisher_lane(self, publisher: Publisher, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                completed = await publisher.cycle()
+            except Exception:
+                logger.exception("publishing failed; the leases expire and are taken again")
+                completed = 0
+            if completed:
+                self.wake.set()  # the completed deliveries are ready for Braze
+            else:
+                await asyncio.wait(
+                    [asyncio.ensure_future(stop.wait())], timeout=self.config.poll_seconds
+                )
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())}

@@ -61,7 +61,15 @@ class NeedsPublish:
     customer: dict[str, Any] = field(default_factory=dict)
 
 
-Resolution = Send | Skip | NeedsPublish
+@dataclass(frozen=True)
+class NeedsCustomer:
+    """The event names the customer only by id (project-level gift events: voucher.holder_id):
+    look the customer up, put it in `data.customer`, then resolve again."""
+
+    customer_id: str
+
+
+Resolution = Send | Skip | NeedsPublish | NeedsCustomer
 
 
 def find_voucher(data: Mapping[str, Any], event_type: str | None = None) -> dict[str, Any] | None:
@@ -110,6 +118,10 @@ def resolve(
     }
     identity = _identity(config.identity, context)
     if isinstance(identity, Skip):
+        holder = (found_voucher or {}).get("holder_id")
+        needs_customer = customer is None and (config.identity.path or "").startswith("customer.")
+        if needs_customer and isinstance(holder, str) and holder:
+            return NeedsCustomer(holder)
         return identity
     user_key, identifier = identity
 

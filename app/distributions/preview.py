@@ -25,6 +25,12 @@ def preview(*, config: DistributionConfig, envelope: dict[str, Any]) -> PreviewR
             object=result.attributes,
             request_body={"attributes": [result.attributes]},
         )
+    if isinstance(result, mapping.NeedsCustomer):
+        return PreviewResult(
+            outcome="needs_customer",
+            detail=f"the event names its customer only by id ({result.customer_id}): it is "
+            "looked up in Voucherify when the delivery runs",
+        )
     if isinstance(result, mapping.NeedsPublish):
         return PreviewResult(
             outcome="needs_publish",

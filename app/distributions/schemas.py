@@ -199,7 +199,7 @@ class DistributionList(BaseModel):
 
 
 class PreviewResult(BaseModel):
-    outcome: Literal["send", "skip", "needs_publish"]
+    outcome: Literal["send", "skip", "needs_publish", "needs_customer"]
     reason: str | None = None
     detail: str | None = None
     braze_user_key: str | None = None

@@ -42,7 +42,9 @@ def plan_deliveries(
         row: dict[str, Any] = {
             "distribution_id": str(distribution.id),
             "distribution_version": distribution.version,
-            "braze_user_key": result.braze_user_key,
+            "braze_user_key": (
+                None if isinstance(result, mapping.NeedsCustomer) else result.braze_user_key
+            ),
             "attributes": None,
             "skip_reason": None,
             "last_error": None,
@@ -52,6 +54,7 @@ def plan_deliveries(
             row["attributes"] = result.attributes
         elif isinstance(result, mapping.Skip):
             row.update(status=SKIPPED, skip_reason=result.reason, last_error=result.detail)
-        # NeedsPublish: pending with no attributes yet; the worker publishes a code first.
+        # NeedsPublish, NeedsCustomer: pending without attributes; the worker's publisher looks
+        # the customer up and publishes a code first (app/delivery/publisher.py).
         rows.append(row)
     return rows

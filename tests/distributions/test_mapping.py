@@ -5,7 +5,14 @@ from typing import Any
 
 import pytest
 
-from app.distributions.mapping import NeedsPublish, Send, Skip, find_voucher, resolve
+from app.distributions.mapping import (
+    NeedsCustomer,
+    NeedsPublish,
+    Send,
+    Skip,
+    find_voucher,
+    resolve,
+)
 from app.distributions.schemas import DistributionConfig
 from tests.factories import distribution_body, sample
 
@@ -83,10 +90,21 @@ def test_manual_distribution_maps_its_code() -> None:
     )
 
 
-def test_gift_event_without_customer_has_no_identifier() -> None:
+def test_gift_event_without_customer_asks_for_the_holder() -> None:
     cfg = config(triggers=["voucher.gift.balance_added"], filters={}, consent=None)
     result = resolve(envelope=sample("voucher.gift.balance_added"), config=cfg)
-    assert isinstance(result, Skip) and result.reason == "no_identifier"
+    assert isinstance(result, NeedsCustomer)
+    assert result.customer_id == "cust_8fN2kQ4rT6vX1zB3mP5sL7wY"
+
+
+def test_gift_event_with_the_customer_looked_up_maps() -> None:
+    cfg = config(triggers=["voucher.gift.balance_added"], filters={}, consent=None)
+    envelope = sample("voucher.gift.balance_added")
+    envelope["data"]["customer"] = {
+        "id": "cust_8fN2kQ4rT6vX1zB3mP5sL7wY",
+        "source_id": "braze-usr-10042",
+    }
+    assert send(envelope, cfg).attributes["welcome_code"] == "GIFT-8KD2P9QX"
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.distributions.mapping import Send, Skip, resolve
+from app.distributions.mapping import NeedsCustomer, Send, Skip, resolve
 from app.distributions.paths import lookup
 from app.distributions.schemas import DistributionConfig
 from tests.factories import sample, sample_names
@@ -29,7 +29,7 @@ EXPECTED: dict[str, str] = {
     "publication.succeeded": "data.vouchers[0].code",
     "redemption.rollback.succeeded": "data.voucher.code",
     "redemption.succeeded": "data.voucher.code",
-    "voucher.gift.balance_added": "skip:no_identifier",
+    "voucher.gift.balance_added": "customer:cust_8fN2kQ4rT6vX1zB3mP5sL7wY",
     "voucher.loyalty_card.points_added": "data.voucher.code",
     "voucher.published": "data.voucher.code",
 }
@@ -61,6 +61,10 @@ def test_sample_maps_as_expected(event_type: str) -> None:
     )
     result = resolve(envelope=envelope, config=config)
     expected = EXPECTED[event_type]
+    if expected.startswith("customer:"):
+        assert isinstance(result, NeedsCustomer), result
+        assert result.customer_id == expected.removeprefix("customer:")
+        return
     if expected.startswith("skip:"):
         assert isinstance(result, Skip), result
         assert result.reason == expected.removeprefix("skip:")

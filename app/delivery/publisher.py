@@ -1,0 +1,200 @@
+"""Deliveries that wait for something from Voucherify before they can go to Braze: the customer
+of an event that names it only by id (voucher.holder_id), and a code published from the
+distribution's campaign (`code_source: publish`). The publisher fetches what is missing, maps
+the event again, and hands the delivery back to the queue with its attributes.
+
+A publication's `source_id` is derived from the distribution, the Voucherify event and the
+customer, so a retry (or a crash between publishing and recording) never hands out a second code.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from app.delivery.retry import retry_delay
+from app.distributions import mapping
+from app.distributions.schemas import DistributionConfig
+from app.voucherify.client import VoucherifyClient
+from app.voucherify.errors import (
+    VoucherifyError,
+    VoucherifyRequestError,
+    VoucherifyUnavailableError,
+)
+
+logger = logging.getLogger(__name__)
+
+_CLAIM = """
+UPDATE deliveries AS d SET status = 'in_flight', leased_by = $1, updated_at = clock_timestamp(),
+    lease_expires_at = clock_timestamp() + $2 * interval '1 second'
+FROM (
+    SELECT id FROM deliveries
+    WHERE attributes IS NULL
+      AND ((status = 'pending' AND next_attempt_at <= clock_timestamp())
+           OR (status = 'in_flight' AND lease_expires_at < clock_timestamp()))
+    ORDER BY next_attempt_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+) AS due
+WHERE d.id = due.id
+RETURNING d.id, d.distribution_id, d.event_id, d.attempts
+"""
+_CONTEXT = """
+SELECT d.id, d.distribution_id, e.envelope, e.voucherify_event_id,
+       x.name, x.description, x.triggers, x.filters, x.code_source, x.identity, x.consent,
+       x.mapping, x.action, x.update_existing_only, x.status
+FROM unnest($1::bigint[]) AS k(id)
+JOIN deliveries AS d ON d.id = k.id
+JOIN distributions AS x ON x.id = d.distribution_id
+LEFT JOIN webhook_events AS e ON e.id = d.event_id
+"""
+_SETTLE = """
+WITH settled AS (
+    UPDATE deliveries SET
+        status = $2, attributes = $3::jsonb, braze_user_key = coalesce($4, braze_user_key),
+        skip_reason = $5, last_error = $6, next_attempt_at = $7,
+        attempts = attempts + $8, lease_expires_at = NULL, leased_by = NULL,
+        updated_at = clock_timestamp()
+    WHERE id = $1 AND status = 'in_flight' AND leased_by = $9
+    RETURNING id
+)
+INSERT INTO delivery_attempts (delivery_id, outcome, message)
+SELECT id, $10, $11 FROM settled
+"""
+_CONFIG_FIELDS = (
+    "name", "description", "triggers", "filters", "code_source", "identity", "consent",
+    "mapping", "action", "update_existing_only", "status",
+)  # fmt: skip
+CUSTOMER_CACHE_SECONDS = 300.0
+
+
+def publication_source_id(distribution_id: Any, event_id: str, customer: dict[str, Any]) -> str:
+    """The same distribution, event and customer always give the same key (and so the same code)."""
+    who = customer.get("id") or customer.get("source_id") or ""
+    digest = hashlib.sha256(f"{distribution_id}|{event_id}|{who}".encode()).hexdigest()[:32]
+    return f"vr_{digest}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    outcome: str
+    message: str | None = None
+    attributes: dict[str, Any] | None = None
+    braze_user_key: str | None = None
+    skip_reason: str | None = None
+    retry_in: timedelta | None = None
+    counts: bool = False
+
+
+class Publisher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        voucherify: VoucherifyClient,
+        worker_id: str,
+        lease: timedelta,
+        schedule: Sequence[timedelta],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._pool = pool
+        self.voucherify = voucherify
+        self.worker_id = worker_id
+        self._lease = lease.total_seconds()
+        self._schedule = schedule
+        self._rng = rng or random.Random()
+        self._customers: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def cycle(self, *, limit: int = 10) -> int:
+        """Complete up to `limit` waiting deliveries; returns how many it settled."""
+        async with self._pool.acquire() as connection:
+            claimed = await connection.fetch(_CLAIM, self.worker_id, self._lease, limit)
+            if not claimed:
+                return 0
+            rows = await connection.fetch(_CONTEXT, [r["id"] for r in claimed])
+        attempts = {r["id"]: r["attempts"] for r in claimed}
+        for row in rows:
+            outcome = await self._complete(row, attempts[row["id"]])
+            await self._settle(row["id"], outcome)
+        return len(rows)
+
+    async def _complete(self, row: asyncpg.Record, attempts: int) -> Outcome:
+        if row["envelope"] is None:
+            return Outcome("failed", "failed", "the event is no longer stored (retention)")
+        envelope = row["envelope"]
+        config = DistributionConfig.model_validate({k: row[k] for k in _CONFIG_FIELDS})
+        try:
+            result = mapping.resolve(envelope=envelope, config=config)
+            if isinstance(result, mapping.NeedsCustomer):
+                envelope = copy.deepcopy(envelope)
+                envelope.setdefault("data", {})["customer"] = await self._customer(
+                    result.customer_id
+                )
+                result = mapping.resolve(envelope=envelope, config=config)
+            if isinstance(result, mapping.NeedsPublish):
+                publication = await self.voucherify.publish(
+                    campaign=result.campaign,
+                    customer=_publishable(result.customer),
+                    source_id=publication_source_id(
+                        row["distribution_id"], row["voucherify_event_id"], result.customer
+                    ),
+                )
+                result = mapping.resolve(
+                    envelope=envelope, config=config, voucher=publication.voucher
+                )
+        except VoucherifyUnavailableError as exc:
+            delay = retry_delay(attempt=attempts + 1, schedule=self._schedule, rng=self._rng)
+            if delay is None:
+                return Outcome("dead", "dead", f"Voucherify unavailable: {exc}", counts=True)
+            return Outcome("pending", "retry", f"Voucherify unavailable: {exc}", retry_in=delay,
+                           counts=True)  # fmt: skip
+        except VoucherifyRequestError as exc:
+            # Out of codes, unknown campaign or customer: retrying will not help; say why.
+            return Outcome("failed", "failed", f"{exc.key or exc.http_status}: {exc.message}",
+                           counts=True)  # fmt: skip
+        except VoucherifyError as exc:
+            return Outcome("failed", "failed", str(exc), counts=True)
+        if isinstance(result, mapping.Send):
+            return Outcome("pending", "resolved", None, result.attributes, result.braze_user_key,
+                           retry_in=timedelta(0))  # fmt: skip
+        if isinstance(result, mapping.Skip):
+            return Outcome("skipped", "skipped", result.detail, None, result.braze_user_key,
+                           skip_reason=result.reason)  # fmt: skip
+        return Outcome("failed", "failed", f"could not resolve the delivery: {result}")
+
+    async def _customer(self, customer_id: str) -> dict[str, Any]:
+        """The customer, from a short cache: gift events for one holder come in bursts."""
+        cached = self._customers.get(customer_id)
+        if cached is not None and time.monotonic() - cached[0] < CUSTOMER_CACHE_SECONDS:
+            return cached[1]
+        customer = await self.voucherify.get_customer(customer_id)
+        self._customers[customer_id] = (time.monotonic(), customer)
+        return customer
+
+    async def _settle(self, delivery_id: int, outcome: Outcome) -> None:
+        now = datetime.now(UTC)
+        next_at = now + outcome.retry_in if outcome.retry_in is not None else now
+        attributes = orjson.dumps(outcome.attributes).decode() if outcome.attributes else None
+        async with self._pool.acquire() as connection:
+            await connection.execute(
+                _SETTLE, delivery_id, outcome.status, attributes, outcome.braze_user_key,
+                outcome.skip_reason, outcome.message, next_at, 1 if outcome.counts else 0,
+                self.worker_id, outcome.outcome, outcome.message,
+            )  # fmt: skip
+
+
+def _publishable(customer: dict[str, Any]) -> dict[str, Any]:
+    """What Voucherify needs to know who gets the code (it upserts the customer by source_id)."""
+    keys = ("id", "source_id", "email", "name")
+    return {k: customer[k] for k in keys if customer.get(k)}

@@ -1,0 +1,143 @@
+"""Deliveries that wait for Voucherify: codes published from a campaign, customers looked up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from app.delivery.publisher import Publisher, publication_source_id
+from app.voucherify.client import VoucherifyClient
+from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
+from app.voucherify.emulator_state import EmulatorState
+from tests.conftest import WRITER
+from tests.delivery.conftest import Emulator, WorkerFactory, drain
+from tests.e2e.servers import serve_app_in_thread
+from tests.factories import distribution_body, sample, signed
+
+APP_ID, APP_TOKEN = "vr-app", "vr-token"
+CUSTOMER = {"id": "cust_8fN2kQ4rT6vX1zB3mP5sL7wY", "source_id": "braze-usr-10042"}
+
+
+@pytest.fixture
+def voucherify() -> Iterator[tuple[str, EmulatorState]]:
+    app = create_voucherify_emulator(app_id=APP_ID, app_token=APP_TOKEN)
+    state = voucherify_emulator_state(app)
+    state.add_customer(**CUSTOMER, email="mia.schneider@example.com")
+    state.add_campaign(
+        name="Welcome 10% Off", id="camp_welcome", codes=["PUB-1", "PUB-2"],
+        expiration_date=datetime(2026, 12, 31, 23, 0, tzinfo=UTC),
+    )  # fmt: skip
+    state.add_campaign(name="Sold out", id="camp_empty", codes=[])
+    with serve_app_in_thread(app) as url:
+        yield url, state
+
+
+@pytest.fixture
+async def publisher(
+    pool: asyncpg.Pool, voucherify: tuple[str, EmulatorState]
+) -> AsyncIterator[Publisher]:
+    client = VoucherifyClient(base_url=voucherify[0], app_id=APP_ID, app_token=SecretStr(APP_TOKEN))
+    yield Publisher(
+        pool, voucherify=client, worker_id="publisher-1", lease=timedelta(seconds=60),
+        schedule=(timedelta(milliseconds=50),),
+    )  # fmt: skip
+    await client.aclose()
+
+
+async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    raw, headers = signed(body)
+    assert (
+        await client.post("/webhooks/voucherify", content=raw, headers=headers)
+    ).status_code == 202
+
+
+async def publish_distribution(client: httpx.AsyncClient, campaign: str) -> None:
+    body = distribution_body(code_source={"type": "publish", "campaign": campaign})
+    assert (
+        await client.post("/api/v1/distributions", json=body, headers=WRITER)
+    ).status_code == 201
+
+
+def entered_without_code() -> dict[str, Any]:
+    event = sample("customer.segment.entered")
+    for key in ("voucher", "publication", "campaign"):
+        event["data"].pop(key, None)
+    return event
+
+
+async def test_a_code_is_published_and_reaches_braze(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher,
+    voucherify: tuple[str, EmulatorState], emulator: Emulator, make_worker: WorkerFactory,
+) -> None:  # fmt: skip
+    await publish_distribution(committing_client, "Welcome 10% Off")
+    await post(committing_client, entered_without_code())
+    assert await pool.fetchval("SELECT attributes FROM deliveries") is None
+
+    assert await publisher.cycle() == 1
+    delivery = await pool.fetchrow("SELECT status, attributes FROM deliveries")
+    assert delivery["status"] == "pending"
+    assert delivery["attributes"]["welcome_code"] == "PUB-1"
+    assert delivery["attributes"]["welcome_code_expires_at"] == "2026-12-31T23:00:00.000Z"
+
+    await drain(await make_worker())
+    profile = emulator.state.profiles_snapshot()["external_id:braze-usr-10042"]
+    assert profile["welcome_code"] == "PUB-1"
+    assert [p["source_id"] for p in voucherify[1].publications_snapshot()] == [
+        publication_source_id(
+            await pool.fetchval("SELECT distribution_id FROM deliveries"),
+            entered_without_code()["event"]["id"], CUSTOMER,
+        )
+    ]  # fmt: skip
+
+
+async def test_publishing_again_never_hands_out_a_second_code(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher,
+    voucherify: tuple[str, EmulatorState],
+) -> None:  # fmt: skip
+    await publish_distribution(committing_client, "Welcome 10% Off")
+    await post(committing_client, entered_without_code())
+    await publisher.cycle()
+    # As if the worker had died after publishing, before the result was kept.
+    await pool.execute("UPDATE deliveries SET attributes = NULL, status = 'pending'")
+    await publisher.cycle()
+    assert (await pool.fetchval("SELECT attributes FROM deliveries"))["welcome_code"] == "PUB-1"
+    assert len(voucherify[1].publications_snapshot()) == 1
+
+
+async def test_a_campaign_out_of_codes_fails_visibly(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher
+) -> None:
+    await publish_distribution(committing_client, "Sold out")
+    await post(committing_client, entered_without_code())
+    await publisher.cycle()
+    failed = await pool.fetchrow("SELECT status, last_error FROM deliveries")
+    assert failed["status"] == "failed"
+    assert "no_voucher_suitable_for_publication" in failed["last_error"]
+
+
+async def test_the_holder_of_a_gift_card_is_looked_up(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher
+) -> None:
+    body = distribution_body(
+        triggers=["voucher.gift.balance_added"], filters={}, consent=None,
+        mapping=[{"source": "voucher.code", "attribute": "gift_card"},
+                 {"source": "voucher.gift.balance", "attribute": "gift_balance",
+                  "format": "minor_units_to_decimal"}],
+    )  # fmt: skip
+    assert (
+        await committing_client.post("/api/v1/distributions", json=body, headers=WRITER)
+    ).status_code == 201
+    await post(committing_client, sample("voucher.gift.balance_added"))
+    await publisher.cycle()
+    delivery = await pool.fetchrow("SELECT status, braze_user_key, attributes FROM deliveries")
+    assert delivery["status"] == "pending"
+    assert delivery["braze_user_key"] == "external_id:braze-usr-10042"
+    assert delivery["attributes"] == {
+        "external_id": "braze-usr-10042", "gift_card": "GIFT-8KD2P9QX", "gift_balance": 62.0,
+    }  # fmt: skip
