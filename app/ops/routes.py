@@ -1,0 +1,138 @@
+"""/api/v1/events, /deliveries, /braze-requests: what happened to a customer's code."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+
+from app.braze.models import BrazeRequest
+from app.db.session import SessionDep
+from app.delivery.models import STATUSES, TRIGGERS, Delivery
+from app.errors import NotFoundError, VoucherRelayError
+from app.ops import repository
+from app.ops.auth import OpsAuthDep
+from app.ops.schemas import (
+    Attempt,
+    BrazeRequestDetail,
+    BrazeRequestSummary,
+    DeliveryDetail,
+    DeliverySummary,
+    EventDetail,
+    EventSummary,
+    Page,
+)
+from app.webhooks.models import WebhookEvent
+
+router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+Limit = Annotated[int, Query(ge=1, le=500, description="rows per page")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Since = Annotated[datetime | None, Query(description="from this time (inclusive, ISO-8601)")]
+Until = Annotated[datetime | None, Query(description="until this time (exclusive, ISO-8601)")]
+DeliveryStatus = Literal["pending", "in_flight", "delivered", "skipped", "failed", "dead"]
+DeliveryTrigger = Literal["webhook", "run", "manual", "bulk"]
+assert set(STATUSES) == set(DeliveryStatus.__args__)  # type: ignore[attr-defined]
+assert set(TRIGGERS) == set(DeliveryTrigger.__args__)  # type: ignore[attr-defined]
+
+
+class BadWindowError(VoucherRelayError):
+    status_code = 422
+    code = "validation_error"
+
+
+def _window(since: datetime | None, until: datetime | None) -> None:
+    if since and until and since >= until:
+        raise BadWindowError("since must be before until")
+
+
+@router.get("/events", summary="Stored webhooks, newest first")
+async def list_events(
+    session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
+    type: str | None = None, outcome: Literal["matched", "unmatched", "ignored"] | None = None,
+    customer: Annotated[str | None, Query(description="customer id or source_id")] = None,
+    since: Since = None, until: Until = None,
+) -> Page[EventSummary]:  # fmt: skip
+    _window(since, until)
+    query = repository.events_query(
+        event_type=type, outcome=outcome, customer=customer, since=since, until=until
+    )
+    rows, next_cursor = await repository.page(
+        session, query, WebhookEvent, limit=limit, cursor=cursor
+    )
+    return Page(items=[EventSummary.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/events/{event_id}", summary="One stored webhook, with its deliveries")
+async def get_event(event_id: int, session: SessionDep, _: OpsAuthDep) -> EventDetail:
+    event = await session.get(WebhookEvent, event_id)
+    if event is None:
+        raise NotFoundError(f"no event {event_id}")
+    envelope = event.envelope
+    if envelope is None and event.raw_body is not None:
+        try:
+            envelope = orjson.loads(event.raw_body)
+        except orjson.JSONDecodeError:
+            envelope = None
+    deliveries = await repository.event_deliveries(session, event_id)
+    return EventDetail(
+        **EventSummary.model_validate(event).model_dump(),
+        envelope=envelope,
+        deliveries=[DeliverySummary.model_validate(d) for d in deliveries],
+    )
+
+
+@router.get("/deliveries", summary="Deliveries, newest first")
+async def list_deliveries(
+    session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
+    distribution_id: uuid.UUID | None = None, status: DeliveryStatus | None = None,
+    braze_user_key: Annotated[str | None, Query(description="e.g. external_id:u-1")] = None,
+    trigger: DeliveryTrigger | None = None, event_id: int | None = None,
+    since: Since = None, until: Until = None,
+) -> Page[DeliverySummary]:  # fmt: skip
+    _window(since, until)
+    query = repository.deliveries_query(
+        {"distribution_id": distribution_id, "status": status, "braze_user_key": braze_user_key,
+         "trigger": trigger, "event_id": event_id, "since": since, "until": until}
+    )  # fmt: skip
+    rows, next_cursor = await repository.page(session, query, Delivery, limit=limit, cursor=cursor)
+    return Page(items=[DeliverySummary.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/deliveries/{delivery_id}", summary="One delivery, with every attempt")
+async def get_delivery(delivery_id: int, session: SessionDep, _: OpsAuthDep) -> DeliveryDetail:
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFoundError(f"no delivery {delivery_id}")
+    attempts = [
+        Attempt(
+            **Attempt.model_validate(attempt).model_dump(exclude={"braze_request"}),
+            braze_request=BrazeRequestSummary.model_validate(request) if request else None,
+        )
+        for attempt, request in await repository.attempts_of(session, delivery_id)
+    ]
+    return DeliveryDetail(
+        **DeliverySummary.model_validate(delivery).model_dump(),
+        attributes=delivery.attributes,
+        force=delivery.force,
+        attempts_log=attempts,
+    )
+
+
+@router.get("/braze-requests/{request_id}", summary="One Braze call and the deliveries it carried")
+async def get_braze_request(
+    request_id: int, session: SessionDep, _: OpsAuthDep
+) -> BrazeRequestDetail:
+    request = await session.get(BrazeRequest, request_id)
+    if request is None:
+        raise NotFoundError(f"no Braze request {request_id}")
+    return BrazeRequestDetail(
+        **BrazeRequestSummary.model_validate(request).model_dump(),
+        response_body=request.response_body,
+        response_headers=request.response_headers,
+        worker=request.worker,
+        deliveries=await repository.request_deliveries(session, request_id),
+    )
