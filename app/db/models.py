@@ -4,6 +4,7 @@ from app.braze.models import BrazeGate, BrazeRequest
 from app.db.base import Base
 from app.delivery.models import AttributeState, Delivery, DeliveryAttempt
 from app.distributions.models import Distribution
+from app.ops.models import Replay
 from app.webhooks.models import WebhookEvent
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Distribution",
+    "Replay",
     "WebhookEvent",
 ]

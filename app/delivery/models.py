@@ -67,6 +67,10 @@ class Delivery(TimestampMixin, Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A replay with force: send even if Braze already has this value.
     force: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The replay that queued this delivery again; its attempts from then on carry it.
+    replay_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("replays.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         # The worker's claim query: due work only, so the index stays small.
@@ -101,6 +105,10 @@ class DeliveryAttempt(Base):
     message: Mapped[str | None] = mapped_column(Text)
     # Attributes left out of the request: {"unchanged": [...], "stale": [...]}.
     omitted: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Set when a replay caused this attempt (and then `trigger` says manual or bulk).
+    replay_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("replays.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         Index("ix_delivery_attempts_delivery_id", "delivery_id"),

@@ -109,10 +109,11 @@ updated AS (
         lease_expires_at = NULL, leased_by = NULL, updated_at = clock_timestamp()
     FROM change AS c
     WHERE d.id = c.id AND d.status = 'in_flight' AND d.leased_by = $9
-    RETURNING d.id
+    RETURNING d.id, d.replay_id
 )
-INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message, omitted)
-SELECT c.id, $10, c.outcome, c.message, c.omitted::jsonb FROM change AS c
+INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message, omitted,
+    replay_id)
+SELECT c.id, $10, c.outcome, c.message, c.omitted::jsonb, updated.replay_id FROM change AS c
 JOIN updated USING (id)
 """
 # Newer events win even if two writes race: the state never goes back in time.

@@ -7,14 +7,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, Field
 
 from app.braze.models import BrazeRequest
 from app.db.session import SessionDep
 from app.delivery.models import STATUSES, TRIGGERS, Delivery
 from app.errors import NotFoundError, VoucherRelayError
 from app.ops import repository
-from app.ops.auth import OpsAuthDep
+from app.ops.auth import OpsAuthDep, OpsWriterDep
+from app.ops.replay import replay_delivery
 from app.ops.schemas import (
     Attempt,
     BrazeRequestDetail,
@@ -118,8 +120,41 @@ async def get_delivery(delivery_id: int, session: SessionDep, _: OpsAuthDep) -> 
         **DeliverySummary.model_validate(delivery).model_dump(),
         attributes=delivery.attributes,
         force=delivery.force,
+        replay_id=delivery.replay_id,
         attempts_log=attempts,
     )
+
+
+class ReplayOptions(BaseModel):
+    force: bool = Field(default=False, description="send even values Braze already has")
+
+
+class ReplayQueued(BaseModel):
+    replay_id: uuid.UUID
+    delivery_id: int
+    status: Literal["pending"]
+
+
+@router.post(
+    "/deliveries/{delivery_id}/replay",
+    status_code=202,
+    summary="Send a settled delivery again (recorded as a replay by this token)",
+)
+async def replay_one(
+    delivery_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: OpsWriterDep,
+    options: Annotated[ReplayOptions | None, Body()] = None,
+) -> ReplayQueued:
+    replay = await replay_delivery(
+        session=session, delivery_id=delivery_id, force=bool(options and options.force),
+        principal=principal,
+    )  # fmt: skip
+    wake = getattr(request.app.state, "wake_worker", None)
+    if wake is not None:
+        wake.set()
+    return ReplayQueued(replay_id=replay.id, delivery_id=delivery_id, status="pending")
 
 
 @router.get("/braze-requests/{request_id}", summary="One Braze call and the deliveries it carried")

@@ -77,10 +77,12 @@ class Attempt(_Row):
     outcome: str
     message: str | None
     omitted: dict[str, Any] | None
+    replay_id: uuid.UUID | None = Field(default=None, description="the replay that caused it")
     braze_request: BrazeRequestSummary | None = None
 
 
 class DeliveryDetail(DeliverySummary):
+    replay_id: uuid.UUID | None = Field(description="the replay that last queued it again")
     attributes: dict[str, Any] | None = Field(description="the Braze object this delivery sends")
     force: bool
     attempts_log: list[Attempt]

@@ -1,0 +1,52 @@
+"""Replaying one delivery: queue it again, recorded as a replay with who asked and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.delivery.models import DEAD, DELIVERED, FAILED, PENDING, SKIPPED, Delivery, DeliveryAttempt
+from app.errors import ConflictError, NotFoundError
+from app.ops.auth import OpsPrincipal
+from app.ops.models import Replay
+
+REPLAYABLE = (DELIVERED, FAILED, DEAD, SKIPPED)
+
+
+async def replay_delivery(
+    *, session: AsyncSession, delivery_id: int, force: bool, principal: OpsPrincipal
+) -> Replay:
+    """Queue a settled delivery again. `force` sends even values Braze already has."""
+    delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+    if delivery is None:
+        raise NotFoundError(f"no delivery {delivery_id}")
+    if delivery.status not in REPLAYABLE:
+        raise ConflictError(
+            f"delivery {delivery_id} is {delivery.status}: it is queued already; replay it "
+            "once it has settled"
+        )
+    if delivery.attributes is None:
+        raise ConflictError(
+            f"delivery {delivery_id} has nothing to send (skipped: {delivery.skip_reason}); "
+            "fix the distribution or the customer, then replay the event"
+        )
+    replay = Replay(
+        kind="delivery", requested_by=principal.name, filter={"delivery_id": delivery_id},
+        force=force, queued=1,
+    )  # fmt: skip
+    session.add(replay)
+    await session.flush()
+    delivery.status = PENDING
+    delivery.next_attempt_at = datetime.now(UTC)
+    delivery.force = force
+    delivery.replay_id = replay.id
+    delivery.skip_reason = None
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery_id, outcome="replay_queued", replay_id=replay.id,
+            message=f"replay asked by {principal.name}" + (" (force)" if force else ""),
+        )
+    )  # fmt: skip
+    await session.flush()
+    return replay
