@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     # Ops API bearer tokens: comma separated `name:scope:token` (scope `read` or `write`).
     ops_api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
-    # Retention of raw bodies and audit rows.
-    retention_days: int = Field(default=30, ge=1)
+    # Retention of raw bodies and audit rows. At least 15 days: stored events are also what
+    # duplicates are recognised by, and Voucherify support resends events up to 14 days old.
+    retention_days: int = Field(default=30, ge=15)
 
     @field_validator("voucherify_webhook_secret", "ops_api_tokens", mode="before")
     @classmethod

@@ -62,3 +62,8 @@ def test_env_example_documents_every_setting() -> None:
     }
     expected = {name.upper() for name in Settings.model_fields}
     assert expected <= documented, f"undocumented in .env.example: {sorted(expected - documented)}"
+
+
+def test_retention_keeps_at_least_the_resend_window() -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, retention_days=7)

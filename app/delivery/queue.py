@@ -138,13 +138,13 @@ class Claimed:
 
 class DeliveryQueue:
     def __init__(self, pool: asyncpg.Pool, *, worker_id: str, lease: timedelta) -> None:
-        self._pool = pool
+        self.pool = pool
         self.worker_id = worker_id
         self._lease_seconds = lease.total_seconds()
 
     async def claim(self, *, users: int) -> tuple[Claimed, dict[tuple[str, str], KnownValue]]:
         """Lease the due deliveries of up to `users` Braze users, with their attribute state."""
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self.pool.acquire() as connection, connection.transaction():
             # A claim lost in a crash only leaves the deliveries pending: no need to wait for
             # the WAL flush.
             await connection.execute("SET LOCAL synchronous_commit = off")
@@ -180,7 +180,7 @@ class DeliveryQueue:
         claimed = Claimed(deliveries, {r["id"]: r["attempts"] for r in rows})
         if not deliveries:
             return claimed, {}
-        async with self._pool.acquire() as connection:
+        async with self.pool.acquire() as connection:
             known_rows = await connection.fetch(
                 _KNOWN, sorted({d.braze_user_key for d in deliveries})
             )
@@ -204,7 +204,7 @@ class DeliveryQueue:
         self, *, call: BrazeCallResult, started_at: datetime, delivery_ids: list[int]
     ) -> None:
         """A request Braze refused as a whole: audit it; its halves are sent next."""
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self.pool.acquire() as connection, connection.transaction():
             request_id = await self._insert_request(connection, call, started_at)
             await connection.execute(
                 _SPLIT_ATTEMPTS, delivery_ids, request_id, call.classification.message
@@ -213,7 +213,7 @@ class DeliveryQueue:
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give leased deliveries back (shutting down before sending them)."""
         if delivery_ids:
-            async with self._pool.acquire() as connection:
+            async with self.pool.acquire() as connection:
                 await connection.execute(_RELEASE, list(delivery_ids), self.worker_id)
 
     async def record(
@@ -230,7 +230,7 @@ class DeliveryQueue:
         and the attribute state of what Braze accepted."""
         skip_reasons = skip_reasons or {}
         delivered = {c.delivery_id for c in changes if c.status == "delivered"}
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self.pool.acquire() as connection, connection.transaction():
             request_id = None
             if call is not None:
                 request_id = await self._insert_request(connection, call, started_at)

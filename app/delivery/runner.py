@@ -98,6 +98,7 @@ async def run_worker(
             poll_seconds=settings.worker_poll_seconds,
             lease=lease,
             schedule=schedule,
+            retention=timedelta(days=settings.retention_days),
         ),
         wake=wake,
         publisher=(

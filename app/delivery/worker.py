@@ -25,6 +25,7 @@ from app.delivery.outcomes import DeliveryChange, settle
 from app.delivery.publisher import Publisher
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
+from app.ops.retention import prune
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class WorkerConfig:
     schedule: tuple[timedelta, ...] = DEFAULT_SCHEDULE
     # Pause everyone when Braze says fewer than this share of the window's requests remain.
     low_remaining_fraction: float = 0.05
+    # Prune audit rows older than this, every `retention_every` (None: never).
+    retention: timedelta | None = None
+    retention_every: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class Worker:
         lanes = [self._lane(stop) for _ in range(self.config.concurrency)]
         if self.publisher is not None:
             lanes.append(self._publisher_lane(self.publisher, stop))
+        if self.config.retention is not None:
+            lanes.append(self._retention_lane(self.config.retention, stop))
         await asyncio.gather(*lanes)
         await self.flush()
         logger.info("worker %s stopped", self.queue.worker_id)
@@ -146,6 +152,17 @@ class Worker:
                 await asyncio.wait(
                     [asyncio.ensure_future(stop.wait())], timeout=self.config.poll_seconds
                 )
+
+    async def _retention_lane(self, older_than: timedelta, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await prune(self.queue.pool, older_than=older_than)
+            except Exception:
+                logger.exception("retention pruning failed; it runs again later")
+            await asyncio.wait(
+                [asyncio.ensure_future(stop.wait())],
+                timeout=self.config.retention_every.total_seconds(),
+            )
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())}

@@ -135,7 +135,7 @@ async def drain(worker: Worker, *, within: float = 20) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
         if not await worker.cycle():
-            left = await worker.queue._pool.fetchval(
+            left = await worker.queue.pool.fetchval(
                 "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'in_flight')"
             )
             if not left:

@@ -1,0 +1,85 @@
+"""Retention prunes old audit rows in batches and never touches pending work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.delivery.runner import create_pool
+from app.ops.retention import prune
+from tests.conftest import truncate_all
+
+
+@pytest.fixture
+async def pool(database_url: URL, engine: AsyncEngine) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, size=2, connect_timeout=5)
+    yield pool
+    await pool.close()
+    await truncate_all(engine)
+
+
+async def add(pool: asyncpg.Pool, name: str, *, days_old: int, status: str) -> int:
+    """An event with one delivery, attempt and Braze request, `days_old` days ago."""
+    age = timedelta(days=days_old)
+    distribution = await pool.fetchval(
+        "INSERT INTO distributions (name, triggers, code_source, identity, mapping)"
+        " VALUES ($1, '{customer.order.paid}', '{}', '{}', '[]') RETURNING id",
+        f"{name}-{uuid.uuid4().hex[:6]}",
+    )
+    event = await pool.fetchval(
+        "INSERT INTO webhook_events (voucherify_event_id, source_id, source_object, event_type,"
+        " signature_result, outcome, received_at, raw_body)"
+        " VALUES ($1, 'distr_1', 'distribution', 'customer.order.paid', 'valid_raw', 'matched',"
+        " now() - $2::interval, '{}') RETURNING id",
+        name, age,
+    )  # fmt: skip
+    delivery = await pool.fetchval(
+        "INSERT INTO deliveries (distribution_id, distribution_version, event_id, status,"
+        " created_at) VALUES ($1, 1, $2, $3, now() - $4::interval) RETURNING id",
+        distribution, event, status, age,
+    )  # fmt: skip
+    request = await pool.fetchval(
+        "INSERT INTO braze_requests (started_at, duration_ms, kind, objects, request_bytes)"
+        " VALUES (now() - $1::interval, 5, 'delivered', 1, 10) RETURNING id",
+        age,
+    )
+    await pool.execute(
+        "INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, attempted_at)"
+        " VALUES ($1, $2, 'delivered', now() - $3::interval)",
+        delivery, request, age,
+    )  # fmt: skip
+    return int(event)
+
+
+async def count(pool: asyncpg.Pool, table: str) -> int:
+    return int(await pool.fetchval(f"SELECT count(*) FROM {table}"))
+
+
+async def test_old_settled_rows_go_new_rows_and_pending_work_stay(pool: asyncpg.Pool) -> None:
+    for n in range(5):
+        await add(pool, f"old-{n}", days_old=40, status="delivered")
+    old_pending = await add(pool, "old-pending", days_old=40, status="pending")
+    recent = await add(pool, "recent", days_old=1, status="delivered")
+
+    pruned = await prune(pool, older_than=timedelta(days=30), batch=2)
+
+    assert pruned.rows == {"deliveries": 5, "braze_requests": 6, "replays": 0, "webhook_events": 5}
+    events = {r["id"] for r in await pool.fetch("SELECT id FROM webhook_events")}
+    assert events == {old_pending, recent}
+    assert (
+        await pool.fetchval("SELECT status FROM deliveries WHERE event_id = $1", old_pending)
+        == "pending"
+    )
+    assert await count(pool, "deliveries") == 2
+    assert await count(pool, "delivery_attempts") == 2  # their Braze requests are gone: links null
+    assert (
+        await pool.fetchval("SELECT count(*) FROM delivery_attempts WHERE braze_request_id IS NULL")
+        == 1
+    )
+    assert (await prune(pool, older_than=timedelta(days=30))).rows["webhook_events"] == 0
