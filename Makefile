@@ -16,10 +16,11 @@ run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless 
 test: lint ## Lint, then the whole test suite against a real (embedded) Postgres
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff (lint and format check) and mypy
+lint: $(STAMP) ## ruff (lint and format check), mypy, hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app migrations tests bench
+	$(BIN)/hadolint Dockerfile
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -33,7 +33,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voucher-relay", description="Voucherify webhooks to Braze custom attributes."
     )
@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
     commands.add_parser("worker", help="deliver to Braze (no HTTP); run as many as needed")
 
+    emulator = commands.add_parser(
+        "braze-emulator", help="serve a Braze /users/track emulator (a sandbox without Braze)"
+    )
+    emulator.add_argument("--host", default="0.0.0.0", help="listen address (default 0.0.0.0)")
+    emulator.add_argument("--port", type=int, default=9000, help="listen port (default 9000)")
+    emulator.add_argument("--latency-ms", type=float, default=0, help="delay every answer")
+
     distributions = commands.add_parser(
         "distributions", help="export or import distributions (configuration in git)"
     ).add_subparsers(dest="action", required=True)
@@ -68,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         settings = _load_settings()
@@ -79,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             _migrate(settings)
         elif args.command == "worker":
             _worker(settings)
+        elif args.command == "braze-emulator":
+            _braze_emulator(settings, args)
         elif args.command == "distributions":
             _distributions(settings, args)
     except ConfigError as exc:
@@ -176,6 +185,16 @@ def _worker(settings: Settings) -> None:
         if embedded:
             migrations.upgrade(url)
         uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
+
+
+def _braze_emulator(settings: Settings, args: argparse.Namespace) -> None:
+    from app.braze.emulator import create_emulator, emulator_state
+
+    if settings.braze_api_key is None:
+        raise ConfigError("BRAZE_API_KEY: set the key the emulator accepts (any value)")
+    app = create_emulator(api_key=settings.braze_api_key)
+    emulator_state(app).faults.latency_ms = args.latency_ms
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, log_config=None)
 
 
 def _migrate(settings: Settings) -> None:

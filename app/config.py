@@ -77,7 +77,10 @@ class Settings(BaseSettings):
         parse_schedule(value)
         return value
 
-    @field_validator("database_url", mode="before")
+    @field_validator(
+        "database_url", "braze_api_key", "voucherify_app_id", "voucherify_app_token",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

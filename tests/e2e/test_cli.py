@@ -6,10 +6,12 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.engine import URL
 
@@ -198,3 +200,34 @@ def test_distributions_export_and_import_round_trip(server_url: URL, tmp_path: P
         broken.write_text("distributions:\n  - name: x\n    triggers: [nope]\n    mapping: []\n")
         failed = run_cli("distributions", "import", str(broken), env=env)
         assert failed.returncode == 2 and "distribution #1 ('x') is invalid" in failed.stderr
+
+
+def test_braze_emulator_command_serves_users_track() -> None:
+    port = free_port()
+    env = service_env(BRAZE_API_KEY="sandbox-key")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "braze-emulator", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/_emulator/faults", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        answer = httpx.post(
+            f"{url}/users/track",
+            json={"attributes": [{"external_id": "u1", "code": "A"}]},
+            headers={"Authorization": "Bearer sandbox-key"},
+        )
+        assert answer.status_code == 201 and answer.json()["message"] == "success"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+
+
+def test_braze_emulator_needs_a_key() -> None:
+    line = _one_error_line(run_cli("braze-emulator", env=service_env(BRAZE_API_KEY="")))
+    assert "BRAZE_API_KEY" in line

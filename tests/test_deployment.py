@@ -1,0 +1,104 @@
+"""The Docker image and the compose stack agree with the command line and the settings.
+
+No Docker engine runs here, so this reads the files as Docker would and checks what they say.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.cli import build_parser
+from app.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+SERVICES: dict[str, Any] = COMPOSE["services"]
+RELAY = ("migrate", "api", "worker", "braze-emulator")
+
+
+def test_the_stack_has_its_services() -> None:
+    assert set(SERVICES) == {"postgres", "migrate", "api", "worker", "braze-emulator"}
+    assert SERVICES["braze-emulator"]["profiles"] == ["sandbox"]
+    assert "pgdata" in COMPOSE["volumes"]
+
+
+@pytest.mark.parametrize("service", RELAY)
+def test_every_command_is_one_the_cli_accepts(service: str) -> None:
+    command = SERVICES[service]["command"]
+    build_parser().parse_args(command)  # exits (fails the test) on an unknown command or option
+
+
+def test_api_serves_http_only_and_workers_deliver() -> None:
+    assert SERVICES["api"]["command"] == ["serve", "--no-worker"]
+    assert SERVICES["worker"]["command"] == ["worker"]
+    assert SERVICES["migrate"]["command"] == ["migrate"]
+
+
+@pytest.mark.parametrize("service", RELAY)
+def test_every_variable_given_is_a_setting(service: str) -> None:
+    settings = {name.upper() for name in Settings.model_fields}
+    assert set(SERVICES[service]["environment"]) <= settings
+    assert SERVICES[service]["env_file"] == [{"path": ".env", "required": False}]
+
+
+def test_the_order_of_start_up_is_database_then_migrations_then_the_rest() -> None:
+    assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for service in ("api", "worker"):
+        assert SERVICES[service]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}
+        }
+
+
+def test_the_database_url_points_at_the_compose_postgres() -> None:
+    env = SERVICES["postgres"]["environment"]
+    url = SERVICES["api"]["environment"]["DATABASE_URL"]
+    expected = (
+        f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/"
+        f"{env['POSTGRES_DB']}"
+    )
+    assert url == expected
+
+
+def test_healthchecks_ask_what_each_service_can_answer() -> None:
+    assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+    assert "/readyz" in " ".join(SERVICES["api"]["healthcheck"]["test"])
+    assert "/_emulator/faults" in " ".join(SERVICES["braze-emulator"]["healthcheck"]["test"])
+    assert "8000:8000" in SERVICES["api"]["ports"]
+
+
+def test_the_image_runs_serve_as_a_non_root_user_with_a_healthcheck() -> None:
+    stages = re.findall(r"^FROM (\S+)", DOCKERFILE, flags=re.MULTILINE)
+    assert len(stages) == 2 and all(stage.startswith("python:3.11-slim") for stage in stages)
+    assert re.search(r"^USER 10001$", DOCKERFILE, flags=re.MULTILINE)
+    assert "HEALTHCHECK" in DOCKERFILE and "/healthz" in DOCKERFILE
+    assert 'ENTRYPOINT ["python", "-m", "app"]' in DOCKERFILE
+    assert 'CMD ["serve"]' in DOCKERFILE
+    assert "HOST=0.0.0.0" in DOCKERFILE
+    for needed in ("app", "migrations"):
+        assert f"COPY {needed} ./{needed}" in DOCKERFILE
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
+    result = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(
+    subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0
+    if shutil.which("docker") else True,
+    reason="no docker compose here: the tests above stand in for `docker compose config`",
+)  # fmt: skip
+def test_docker_compose_accepts_the_file() -> None:
+    result = subprocess.run(
+        ["docker", "compose", "config", "--quiet"], cwd=REPO, capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
