@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         settings = _load_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings)
         if args.command == "serve":
             _serve(settings, args)
         elif args.command == "migrate":

@@ -1,15 +1,96 @@
-"""Logging setup (structured JSON logs and metrics arrive with the operations work)."""
+"""Logging: JSON lines for log systems (or readable lines in a terminal), with the request id,
+and every configured secret redacted from whatever is logged."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import orjson
+
+from app.config import Settings
+
+REDACTED = "[redacted]"
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# Attributes every LogRecord has; anything else passed with `extra=` is logged as a field.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
-def configure_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret value the settings hold (webhook secrets, API keys, tokens, DB password)."""
+    values = [s.get_secret_value() for s in settings.voucherify_webhook_secret]
+    for token in settings.ops_api_tokens:
+        values.append(token.get_secret_value().rsplit(":", 1)[-1])
+    for secret in (settings.braze_api_key, settings.voucherify_app_token):
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    if settings.database_url is not None:
+        from app.config import parse_database_url
+
+        password = parse_database_url(settings.database_url.get_secret_value()).password
+        if password:
+            values.append(password)
+    # Short values would redact ordinary words; real secrets are long.
+    return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces secret values in the message and its fields before any handler sees them."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = list(secrets)
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = self.scrub(message), None
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.scrub(value))
+        current = request_id.get()
+        if current is not None and not hasattr(record, "request_id"):
+            record.request_id = current
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in line:
+                line[key] = value
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure_logging(settings: Settings, *, json_lines: bool | None = None) -> None:
+    """JSON lines unless stderr is a terminal (or `json_lines` says otherwise)."""
+    handler = logging.StreamHandler(sys.stderr)
+    use_json = not sys.stderr.isatty() if json_lines is None else json_lines
+    handler.setFormatter(
+        JsonFormatter()
+        if use_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    handler.addFilter(RedactSecrets(secrets_of(settings)))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)

@@ -58,6 +58,7 @@ async def receive_webhook(
             "webhook %s %s from %s: %s, %d deliveries%s",
             envelope.event_id, envelope.event_type, envelope.source_id, stored.outcome,
             stored.deliveries, " (duplicate)" if stored.duplicate else "",
+            extra={"voucherify_event_id": envelope.event_id, "event_id": stored.event_id},
         )  # fmt: skip
     return stored
 

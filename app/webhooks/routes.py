@@ -8,6 +8,7 @@ dependency machinery, which cost more CPU than storing the webhook does.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from app.errors import (
     VoucherRelayError,
     error_body,
 )
+from app.observability import request_id
 from app.webhooks import intake
 from app.webhooks.schemas import WebhookAccepted
 
@@ -71,11 +73,24 @@ class WebhookFastPath:
         self.state = state  # the FastAPI app's state: settings, secrets, inbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != intake.PATH or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        extra: list[tuple[bytes, bytes]] = []
+        # Every request gets an id (the caller's X-Request-Id, or a new one): logged, answered.
+        rid = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id.set(rid)
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        if scope["path"] != intake.PATH or scope["method"] != "POST":
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", []), rid_header]
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+            return
+        extra: list[tuple[bytes, bytes]] = [rid_header]
         try:
             raw = await self._read_body(receive, headers.get("content-length"))
             stored = await intake.receive_webhook(
@@ -86,7 +101,8 @@ class WebhookFastPath:
             )
             code, body = intake.answer(stored)
         except VoucherRelayError as exc:
-            code, body, extra = self._error(exc)
+            code, body, retry = self._error(exc)
+            extra += retry
         except Exception:
             logger.exception("webhook intake failed")
             code, body = 500, _error_json("internal_error", "an internal error occurred")

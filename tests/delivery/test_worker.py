@@ -246,3 +246,19 @@ async def test_a_401_stops_sending_and_it_resumes_without_loss(
     assert await pool.fetchval("SELECT max(attempts) FROM deliveries") == 1
     # Three refused probes (one batch each), then the two batches of the 150 users.
     assert [r["status"] for r in emulator.state.requests_snapshot()] == [401, 401, 401, 201, 201]
+
+
+async def test_the_braze_key_never_reaches_the_audit_rows(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    from tests.delivery.conftest import BRAZE_KEY
+
+    await enqueue(pool, users(3))
+    emulator.state.faults.fail_next(1, status=401, message=f"bad key {BRAZE_KEY}")
+    await drain(await make_worker(probe=0.1))
+    rows = await pool.fetch(
+        "SELECT row_to_json(r)::text AS t FROM braze_requests r"
+        " UNION ALL SELECT row_to_json(a)::text FROM delivery_attempts a"
+        " UNION ALL SELECT row_to_json(g)::text FROM braze_gate g"
+    )
+    assert rows and not any(BRAZE_KEY in row["t"] for row in rows)
