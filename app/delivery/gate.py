@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 
@@ -158,7 +158,3 @@ class BrazeGate:
             await self._ensure(connection)
             row = await connection.fetchrow(_STATE, self.workspace)
         return GateState(row["blocked_reason"], row["blocked_since"], row["paused_until"])
-
-
-def pause_for(wait: timedelta | None, *, now: datetime) -> datetime | None:
-    return now + wait if wait is not None and wait > timedelta(0) else None

@@ -184,6 +184,14 @@ async def test_two_workers_never_send_the_same_delivery(
     assert await statuses(pool) == {"delivered": 900}
     sent = await pool.fetchval("SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'")
     assert sent == 900, "each delivery is delivered exactly once"
+    # A user in two concurrent requests would reach Braze twice while only one send is
+    # recorded: every object Braze received must be one recorded (request, user) pair.
+    recorded = await pool.fetchval(
+        "SELECT count(DISTINCT (a.braze_request_id, d.braze_user_key)) FROM delivery_attempts a"
+        " JOIN deliveries d ON d.id = a.delivery_id WHERE a.outcome = 'delivered'"
+    )
+    received = sum(r["object_count"] for r in emulator.state.requests_snapshot())
+    assert received == recorded
     assert first.stats.requests > 0 and second.stats.requests > 0
 
 

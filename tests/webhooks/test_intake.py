@@ -7,14 +7,18 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.config import Settings
 from app.delivery.models import Delivery
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig
 from app.distributions.service import create
+from app.main import create_app
 from app.webhooks.models import WebhookEvent
+from tests.conftest import truncate_all
 from tests.distributions.test_samples import EXPECTED
 from tests.factories import distribution_body, sample, signed
 
@@ -289,3 +293,32 @@ async def test_a_paused_distribution_stops_matching_at_once(
     again = sample("customer.segment.entered")
     again["event"]["id"] = "evcus_entered_again"
     assert (await post(client, again)).json()["outcome"] == "unmatched"
+
+
+async def test_the_documented_fastapi_route_answers_like_the_fast_path(
+    settings: Settings, engine: AsyncEngine, session: AsyncSession
+) -> None:
+    """The FastAPI route documents the endpoint and serves it wherever the fast path is not
+    installed: same code underneath, same answers."""
+    app = create_app(settings, engine=engine)
+    stack = FastAPI.build_middleware_stack(app)  # the stack without the fast path
+
+    async def without_fast_path(scope: Any, receive: Any, send: Any) -> None:
+        scope["app"] = app
+        await stack(scope, receive, send)
+
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=without_fast_path)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                first = await post(client, sample("customer.order.paid"))
+                again = await post(client, sample("customer.order.paid"))
+                raw, headers = signed(sample("customer.order.paid"), secret="wrong")
+                refused = await client.post(URL, content=raw, headers=headers)
+        assert first.status_code == 202 and first.json()["outcome"] == "unmatched"
+        assert again.status_code == 200 and again.json()["duplicate"] is True
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "bad_signature"
+        assert await count(session, WebhookEvent) == 1
+    finally:
+        await session.rollback()  # end its transaction: TRUNCATE would wait for it forever
+        await truncate_all(engine)
