@@ -115,7 +115,7 @@ def run(*, users: int = 100_000, concurrency: int = 8, latency_ms: int = 50) -> 
             with server_process(
                 [sys.executable, "-m", "app", "worker"], port=None, env=worker_env
             ) as worker_pid:
-                database_pids = postgres_pids()
+                database_pids = postgres_pids(url)
                 cpu_before = cpu_seconds([worker_pid]), cpu_seconds(database_pids)
                 peak = 0.0
                 while True:
@@ -127,7 +127,7 @@ def run(*, users: int = 100_000, concurrency: int = 8, latency_ms: int = 50) -> 
                 seconds = time.perf_counter() - started
                 worker_cpu = cpu_seconds([worker_pid]) - cpu_before[0]
                 # Backends forked since the start count whole; the others from the start.
-                database_cpu = cpu_seconds(postgres_pids()) - cpu_before[1]
+                database_cpu = cpu_seconds(postgres_pids(url)) - cpu_before[1]
             requests = asyncio.run(_count(database, "SELECT count(*) FROM braze_requests"))
             # From the first request to the last delivery: the worker's start-up is not drain.
             busy = asyncio.run(_fetch(database, _BUSY_SECONDS))

