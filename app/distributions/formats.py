@@ -11,7 +11,8 @@ class FormatError(ValueError):
     pass
 
 
-def _parse_datetime(value: Any) -> datetime:
+def parse_datetime(value: Any) -> datetime:
+    """An ISO-8601 string as an aware UTC datetime (no zone: UTC); FormatError otherwise."""
     if not isinstance(value, str) or not value.strip():
         raise FormatError(f"expected an ISO-8601 date string, got {value!r}")
     try:
@@ -24,11 +25,11 @@ def _parse_datetime(value: Any) -> datetime:
 
 def iso_datetime(value: Any) -> str:
     """ISO-8601 in UTC with milliseconds, e.g. 2026-12-31T22:59:59.000Z."""
-    return _parse_datetime(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return parse_datetime(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def date(value: Any) -> str:
-    return _parse_datetime(value).date().isoformat()
+    return parse_datetime(value).date().isoformat()
 
 
 def minor_units_to_decimal(value: Any) -> float:

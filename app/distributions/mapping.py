@@ -85,7 +85,7 @@ def event_time(envelope: Mapping[str, Any]) -> datetime | None:
     """When the event happened (event.created_at, else the send-out's created_at)."""
     for value in (lookup(envelope, "event.created_at"), envelope.get("created_at")):
         try:
-            return datetime.fromisoformat(formats.iso_datetime(value).replace("Z", "+00:00"))
+            return formats.parse_datetime(value)
         except formats.FormatError:
             continue
     return None

@@ -8,7 +8,7 @@ dependency machinery, which cost more CPU than storing the webhook does.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -78,7 +78,7 @@ class WebhookFastPath:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         # Every request gets an id (the caller's X-Request-Id, or a new one): logged, answered.
-        rid = headers.get("x-request-id") or uuid.uuid4().hex
+        rid = headers.get("x-request-id") or os.urandom(16).hex()
         request_id.set(rid)
         rid_header = (b"x-request-id", rid.encode("latin-1"))
         if scope["path"] != intake.PATH or scope["method"] != "POST":
