@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     # duplicates are recognised by, and Voucherify support resends events up to 14 days old.
     retention_days: int = Field(default=30, ge=15)
 
+    # Replays (events, distributions, bulk filters). Past a bound the request gets a 422.
+    replay_max_window_days: int = Field(default=31, ge=1)
+    replay_max_rows: int = Field(default=100_000, ge=1)
+    # Distribution replays of at most this many events run inline; larger ones in the worker.
+    replay_inline_rows: int = Field(default=200, ge=0)
+    # Rows per transaction of a background replay (cancel takes effect between batches).
+    replay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Seconds an idle worker waits before looking for a queued replay again.
+    replay_poll_seconds: float = Field(default=1.0, gt=0)
+
     @field_validator("voucherify_webhook_secret", "ops_api_tokens", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -28,6 +28,7 @@ from app.errors import (
     VoucherRelayError,
     error_body,
 )
+from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
 from app.webhooks import routes as webhooks_routes
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(distributions_routes.router)
     app.include_router(ops_routes.router)
+    app.include_router(replay_routes.router)
     _install_error_handlers(app)
     return app
 

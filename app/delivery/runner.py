@@ -20,6 +20,7 @@ from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
 from app.delivery.retry import parse_schedule
 from app.delivery.worker import Worker, WorkerConfig
+from app.ops.bulk_replay import ReplayLane
 from app.voucherify.client import VoucherifyClient
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ async def run_worker(
     lease = timedelta(seconds=settings.delivery_lease_seconds)
     schedule = parse_schedule(settings.retry_schedule)
     voucherify = _voucherify(settings)
+    replays = ReplayLane(settings, url, worker_id=identity)
     worker = Worker(
         queue=DeliveryQueue(pool, worker_id=identity, lease=lease),
         braze=braze,
@@ -107,10 +109,12 @@ async def run_worker(
             if voucherify is not None
             else None
         ),
+        replays=replays.runner,
     )  # fmt: skip
     try:
         await worker.run(stop)
     finally:
+        await replays.aclose()
         await braze.aclose()
         if voucherify is not None:
             await voucherify.aclose()

@@ -25,6 +25,7 @@ from app.delivery.outcomes import DeliveryChange, settle
 from app.delivery.publisher import Publisher
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
+from app.ops.bulk_replay import ReplayRunner
 from app.ops.retention import prune
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,11 @@ class Worker:
         wake: asyncio.Event | None = None,
         rng: random.Random | None = None,
         publisher: Publisher | None = None,
+        replays: ReplayRunner | None = None,
     ) -> None:
         self.queue = queue
+        # Runs queued bulk replays (app/ops/bulk_replay.py) in a lane of its own (optional).
+        self.replays = replays
         # Fetches customers and publishes codes for deliveries that wait for them (optional:
         # without Voucherify API keys those deliveries wait).
         self.publisher = publisher
@@ -106,6 +110,8 @@ class Worker:
             lanes.append(self._publisher_lane(self.publisher, stop))
         if self.config.retention is not None:
             lanes.append(self._retention_lane(self.config.retention, stop))
+        if self.replays is not None:
+            lanes.append(self.replays.lane(stop, wake=self.wake))
         await asyncio.gather(*lanes)
         await self.flush()
         logger.info("worker %s stopped", self.queue.worker_id)

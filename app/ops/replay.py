@@ -33,7 +33,7 @@ async def replay_delivery(
         )
     replay = Replay(
         kind="delivery", requested_by=principal.name, filter={"delivery_id": delivery_id},
-        force=force, queued=1,
+        force=force, matched=1, queued=1,
     )  # fmt: skip
     session.add(replay)
     await session.flush()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.braze.models import BrazeRequest
 from app.delivery.models import Delivery, DeliveryAttempt
 from app.errors import VoucherRelayError
+from app.ops.models import Replay
 from app.webhooks.models import WebhookEvent
 
 Row = TypeVar("Row", WebhookEvent, Delivery)
@@ -88,14 +89,16 @@ async def event_deliveries(session: AsyncSession, event_id: int) -> Sequence[Del
 
 async def attempts_of(
     session: AsyncSession, delivery_id: int
-) -> Sequence[tuple[DeliveryAttempt, BrazeRequest | None]]:
+) -> Sequence[tuple[DeliveryAttempt, BrazeRequest | None, str | None]]:
+    """Each attempt with its Braze request and, when a replay caused it, the replay's trigger."""
     query = (
-        select(DeliveryAttempt, BrazeRequest)
+        select(DeliveryAttempt, BrazeRequest, Replay.trigger)
         .outerjoin(BrazeRequest, BrazeRequest.id == DeliveryAttempt.braze_request_id)
+        .outerjoin(Replay, Replay.id == DeliveryAttempt.replay_id)
         .where(DeliveryAttempt.delivery_id == delivery_id)
         .order_by(DeliveryAttempt.id)
     )
-    return [(attempt, request) for attempt, request in (await session.execute(query)).all()]
+    return [tuple(row) for row in (await session.execute(query)).all()]  # type: ignore[misc]
 
 
 async def request_deliveries(session: AsyncSession, request_id: int) -> list[int]:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from app.braze.models import BrazeRequest
 from app.db.session import SessionDep
@@ -17,6 +17,7 @@ from app.errors import NotFoundError, VoucherRelayError
 from app.ops import repository
 from app.ops.auth import OpsAuthDep, OpsWriterDep
 from app.ops.replay import replay_delivery
+from app.ops.replay_schemas import ReplayOptions
 from app.ops.schemas import (
     Attempt,
     BrazeRequestDetail,
@@ -111,10 +112,11 @@ async def get_delivery(delivery_id: int, session: SessionDep, _: OpsAuthDep) -> 
         raise NotFoundError(f"no delivery {delivery_id}")
     attempts = [
         Attempt(
-            **Attempt.model_validate(attempt).model_dump(exclude={"braze_request"}),
+            **Attempt.model_validate(attempt).model_dump(exclude={"braze_request", "trigger"}),
             braze_request=BrazeRequestSummary.model_validate(request) if request else None,
+            trigger=replay_trigger or delivery.trigger,
         )
-        for attempt, request in await repository.attempts_of(session, delivery_id)
+        for attempt, request, replay_trigger in await repository.attempts_of(session, delivery_id)
     ]
     return DeliveryDetail(
         **DeliverySummary.model_validate(delivery).model_dump(),
@@ -123,10 +125,6 @@ async def get_delivery(delivery_id: int, session: SessionDep, _: OpsAuthDep) -> 
         replay_id=delivery.replay_id,
         attempts_log=attempts,
     )
-
-
-class ReplayOptions(BaseModel):
-    force: bool = Field(default=False, description="send even values Braze already has")
 
 
 class ReplayQueued(BaseModel):

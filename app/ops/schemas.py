@@ -78,6 +78,10 @@ class Attempt(_Row):
     message: str | None
     omitted: dict[str, Any] | None
     replay_id: uuid.UUID | None = Field(default=None, description="the replay that caused it")
+    trigger: str | None = Field(
+        default=None,
+        description="manual or bulk when a replay caused it, else what created the delivery",
+    )
     braze_request: BrazeRequestSummary | None = None
 
 

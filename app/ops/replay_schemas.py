@@ -1,0 +1,87 @@
+"""What the replay endpoints take and answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Only settled deliveries are replayed: pending and in-flight ones are queued already.
+SettledStatus = Literal["delivered", "skipped", "failed", "dead"]
+
+
+class ReplayOptions(BaseModel):
+    force: bool = Field(default=False, description="send even values Braze already has")
+
+
+class Window(BaseModel):
+    since: datetime | None = Field(default=None, description="from this time (inclusive)")
+    until: datetime | None = Field(default=None, description="until this time (exclusive)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.since and self.until and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
+
+
+class DistributionReplayRequest(Window, ReplayOptions):
+    """Events of the distribution's triggers received in [since, until) (until: now)."""
+
+    since: datetime = Field(description="from this time (inclusive)")
+
+
+class BulkFilter(Window):
+    """Settled deliveries: every key optional, at least one given; all given must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    distribution_id: uuid.UUID | None = None
+    status: SettledStatus | None = Field(default=None, description="default: every settled one")
+    event_type: str | None = Field(default=None, description="the type of the delivery's event")
+    braze_user_key: str | None = Field(default=None, description="e.g. external_id:u-1")
+    since: datetime | None = Field(default=None, description="created at or after (inclusive)")
+    until: datetime | None = Field(default=None, description="created before (exclusive)")
+
+    @model_validator(mode="after")
+    def _not_everything(self) -> BulkFilter:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("give at least one filter key (replaying everything is not offered)")
+        return self
+
+
+class BulkReplayRequest(ReplayOptions):
+    filter: BulkFilter
+
+
+class PlanRequest(BaseModel):
+    filter: BulkFilter
+
+
+class ReplayPlan(BaseModel):
+    count: int = Field(description="settled deliveries the replay would take up")
+    by_distribution: dict[str, int]
+    by_status: dict[str, int]
+    sample_ids: list[int] = Field(description="up to 20 of them, oldest first")
+
+
+class ReplayRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str = Field(description="delivery, event, distribution or bulk")
+    trigger: str = Field(description="what the attempts it causes count as: manual or bulk")
+    status: str = Field(description="queued, running, done or canceled")
+    requested_by: str = Field(description="the name of the token that asked")
+    requested_at: datetime
+    filter: dict[str, Any]
+    force: bool
+    total: int | None = Field(description="rows covered, counted when asked (background ones)")
+    matched: int = Field(description="rows looked at so far")
+    queued: int = Field(description="deliveries queued so far")
+    skipped: dict[str, int] = Field(description="rows that queued nothing, by reason")
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_error: str | None

@@ -1,0 +1,183 @@
+"""Running a stored event through one distribution again, as the distribution is configured now.
+
+Every replay but the one-delivery one comes down to this step per (event, distribution):
+map the stored webhook with the distribution's current version (the same `plan_deliveries`
+intake uses), then
+- a settled delivery of the pair is queued again with the new attributes and version, its retry
+  schedule started over (`attempts` back to 0; the attempt log keeps every earlier try);
+- a pair without a delivery (the distribution matches now and did not then) gets a new one,
+  with the replay's trigger, as intake would have stored it;
+- a delivery still queued (pending, in flight) is left alone: skipped `already_queued`;
+- an event the distribution no longer matches, or one the mapping skips (no consent, no
+  identifier, ...), queues nothing: skipped with that reason, the delivery left as it was.
+Each delivery touched gets an attempt row with the replay id, saying what the replay did.
+
+Deliveries that came from no event (or whose event body was pruned) can only be sent as stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery, DeliveryAttempt
+from app.distributions.models import Distribution
+from app.distributions.service import to_config
+from app.ops.models import Replay
+from app.webhooks import envelope as envelope_parser
+from app.webhooks.matching import MatchableDistribution, plan_deliveries
+from app.webhooks.models import WebhookEvent
+
+# Why a replay queued nothing for a pair (besides the mapping's own skip reasons).
+ALREADY_QUEUED = "already_queued"
+DISTRIBUTION_PAUSED = "distribution_paused"
+DISTRIBUTION_DELETED = "distribution_deleted"
+NOT_A_TRIGGER = "not_a_trigger"
+EVENT_BODY_PRUNED = "event_body_pruned"
+EVENT_UNPARSABLE = "event_unparsable"
+NOTHING_TO_SEND = "nothing_to_send"
+
+
+@dataclass
+class Tally:
+    """What one step (or batch) of a replay did; added to the replay's counts."""
+
+    matched: int = 0
+    queued: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def skip(self, reason: str) -> None:
+        self.matched += 1
+        self.skipped[reason] += 1
+
+    def queue(self) -> None:
+        self.matched += 1
+        self.queued += 1
+
+    def add_to(self, replay: Replay) -> None:
+        replay.matched += self.matched
+        replay.queued += self.queued
+        replay.skipped = dict(Counter(replay.skipped) + self.skipped)
+
+
+async def rerun(
+    *,
+    session: AsyncSession,
+    replay: Replay,
+    event: WebhookEvent | None,
+    distribution: Distribution,
+    delivery: Delivery | None,
+    tally: Tally,
+) -> None:
+    """Queue (or create) the delivery of (event, distribution) as the distribution maps it now."""
+    if delivery is not None and delivery.status in (PENDING, IN_FLIGHT):
+        tally.skip(ALREADY_QUEUED)
+        return
+    if distribution.deleted_at is not None or distribution.status != "active":
+        reason = DISTRIBUTION_DELETED if distribution.deleted_at else DISTRIBUTION_PAUSED
+        _note(session, replay, delivery, reason)
+        tally.skip(reason)
+        return
+    if event is None:
+        await _resend_as_stored(session=session, replay=replay, delivery=delivery, tally=tally)
+        return
+    envelope, problem = _envelope(event)
+    if envelope is None:
+        _note(session, replay, delivery, problem)
+        tally.skip(problem)
+        return
+    current = MatchableDistribution(distribution.id, distribution.version, to_config(distribution))
+    planned = plan_deliveries(envelope=envelope, distributions=[current])
+    if not planned:
+        reason = NOT_A_TRIGGER if event.event_type not in distribution.triggers else "filtered_out"
+        _note(session, replay, delivery, reason)
+        tally.skip(reason)
+        return
+    row = planned[0]
+    if row["status"] == SKIPPED and delivery is not None:
+        _note(session, replay, delivery, row["skip_reason"])
+        tally.skip(row["skip_reason"])
+        return
+    if delivery is None:
+        delivery = Delivery(
+            distribution_id=distribution.id, event_id=event.id, trigger=replay.trigger,
+            event_time=event.event_created_at, attempts=0,
+        )  # fmt: skip
+        session.add(delivery)
+    delivery.distribution_version = distribution.version
+    delivery.braze_user_key = row["braze_user_key"]
+    delivery.attributes = row["attributes"]
+    delivery.skip_reason = row["skip_reason"]
+    delivery.last_error = row["last_error"]
+    if row["status"] == SKIPPED:  # a new pair the mapping skips: stored as intake stores it
+        delivery.status = SKIPPED
+        delivery.replay_id = replay.id
+        await session.flush()
+        _note(session, replay, delivery, row["skip_reason"])
+        tally.skip(row["skip_reason"])
+        return
+    _queue(delivery, replay)
+    await session.flush()
+    _record(session, replay, delivery, f"version {distribution.version}")
+    tally.queue()
+
+
+async def _resend_as_stored(
+    *, session: AsyncSession, replay: Replay, delivery: Delivery | None, tally: Tally
+) -> None:
+    if delivery is None or delivery.attributes is None:
+        _note(session, replay, delivery, NOTHING_TO_SEND)
+        tally.skip(NOTHING_TO_SEND)
+        return
+    _queue(delivery, replay)
+    _record(session, replay, delivery, "as stored (no event to map again)")
+    tally.queue()
+
+
+def _queue(delivery: Delivery, replay: Replay) -> None:
+    delivery.status = PENDING
+    delivery.next_attempt_at = datetime.now(UTC)
+    delivery.attempts = 0  # a replay gets the whole retry schedule again
+    delivery.force = replay.force
+    delivery.replay_id = replay.id
+    delivery.lease_expires_at = None
+    delivery.leased_by = None
+
+
+def _record(session: AsyncSession, replay: Replay, delivery: Delivery, what: str) -> None:
+    force = " (force)" if replay.force else ""
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id, outcome="replay_queued", replay_id=replay.id,
+            message=f"{replay.kind} replay asked by {replay.requested_by}{force}: {what}",
+        )
+    )  # fmt: skip
+
+
+def _note(session: AsyncSession, replay: Replay, delivery: Delivery | None, reason: str) -> None:
+    """The delivery's log says the replay looked at it and why it sent nothing."""
+    if delivery is None or delivery.id is None:
+        return
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id, outcome="replay_skipped", replay_id=replay.id,
+            message=f"{replay.kind} replay asked by {replay.requested_by}: {reason}",
+        )
+    )  # fmt: skip
+
+
+def _envelope(event: WebhookEvent) -> tuple[envelope_parser.Envelope | None, str]:
+    if event.raw_body is not None:
+        raw = event.raw_body
+    elif event.envelope is not None:
+        raw = orjson.dumps(event.envelope)
+    else:
+        return None, EVENT_BODY_PRUNED
+    try:
+        return envelope_parser.parse(raw), ""
+    except envelope_parser.EnvelopeError:
+        return None, EVENT_UNPARSABLE

@@ -1,0 +1,148 @@
+"""Bulk replays run by the worker: the whole filter in batches, exactly once, cancelable, and
+resumed by another worker after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.ops.bulk_replay import BatchHook, ReplayRunner
+from tests.conftest import READER, WRITER
+from tests.delivery.conftest import Emulator, WorkerFactory, drain, statuses
+from tests.ops.replay_data import create_distribution, settled_delivery, stored_event
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def runner(
+    sessions: async_sessionmaker[AsyncSession], *, batch: int = 100,
+    after_batch: BatchHook | None = None,
+) -> ReplayRunner:  # fmt: skip
+    return ReplayRunner(
+        sessions, worker_id=f"r-{uuid.uuid4().hex[:6]}", batch_size=batch,
+        lease=timedelta(seconds=60), poll_seconds=0.05, after_batch=after_batch,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def dead_three(
+    committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[uuid.UUID]:
+    """A distribution with three dead deliveries (three users), committed."""
+    distribution = await create_distribution(committing_client)
+    async with sessions() as session, session.begin():
+        for n in (1, 2, 3):
+            await settled_delivery(session, await stored_event(session, n), distribution)
+    yield distribution
+
+
+async def post(client: httpx.AsyncClient, url: str, body: Any = None, status: int = 202) -> Any:
+    response = await client.post(url, json=body, headers=WRITER)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def test_dead_deliveries_replayed_in_bulk_after_braze_recovers_arrive_exactly_once(
+    committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession],
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory,
+) -> None:  # fmt: skip
+    distribution = await create_distribution(committing_client)
+    async with sessions() as session, session.begin():
+        for n in (1, 2, 3):
+            event = await stored_event(session, n)
+            await settled_delivery(session, event, distribution, status="pending", attempts=0)
+    emulator.state.faults.fail_next(50, status=503)
+    worker = await make_worker(schedule="0.05s")
+    await drain(worker)
+    assert await statuses(pool) == {"dead": 3}
+
+    emulator.state.faults.clear()
+    body = {"filter": {"distribution_id": str(distribution), "status": "dead"}}
+    plan = await post(committing_client, "/api/v1/replays/plan", body, 200)
+    replay = await post(committing_client, "/api/v1/replays", body)
+    worker.replays = runner(sessions, batch=2)  # two batches: 2 + 1
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(400):  # polls the outcome; the deadline only stops a hung test
+            if await statuses(pool) == {"delivered": 3}:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+
+    shown = (await committing_client.get(f"/api/v1/replays/{replay['id']}", headers=READER)).json()
+    assert plan["count"] == shown["total"] == shown["matched"] == shown["queued"] == 3
+    assert (shown["status"], shown["skipped"]) == ("done", {})
+    accepted = [r for r in emulator.state.requests_snapshot() if r["status"] == 201]
+    assert sum(r["object_count"] for r in accepted) == 3  # each user once, after the recovery
+    profiles = emulator.state.profiles_snapshot()
+    assert all("welcome_code" in profiles[f"external_id:user-{n}"] for n in (1, 2, 3))
+    rows = await pool.fetch(
+        "SELECT delivery_id, outcome FROM delivery_attempts WHERE replay_id = $1 ORDER BY id",
+        uuid.UUID(replay["id"]),
+    )
+    assert sorted(r["outcome"] for r in rows) == ["delivered"] * 3 + ["replay_queued"] * 3
+    detail = await committing_client.get(
+        f"/api/v1/deliveries/{rows[0]['delivery_id']}", headers=READER
+    )
+    assert {a["trigger"] for a in detail.json()["attempts_log"] if a["replay_id"]} == {"bulk"}
+
+
+async def test_cancel_stops_a_running_replay_between_batches(
+    committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession],
+    dead_three: uuid.UUID, pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    body = {"filter": {"distribution_id": str(dead_three), "status": "dead"}}
+    replay = await post(committing_client, "/api/v1/replays", body)
+
+    async def cancel_after_the_first(replay_id: uuid.UUID) -> None:
+        answer = await post(committing_client, f"/api/v1/replays/{replay_id}/cancel", status=200)
+        assert answer["status"] == "canceled"
+
+    one_by_one = runner(sessions, batch=1, after_batch=cancel_after_the_first)
+    assert await one_by_one.claim() == uuid.UUID(replay["id"])
+    await one_by_one.run(uuid.UUID(replay["id"]))
+
+    shown = (await committing_client.get(f"/api/v1/replays/{replay['id']}", headers=READER)).json()
+    assert (shown["status"], shown["matched"], shown["queued"]) == ("canceled", 1, 1)
+    assert await statuses(pool) == {"pending": 1, "dead": 2}  # what was queued stays queued
+    assert await one_by_one.claim() is None  # a canceled replay is not taken up again
+
+
+async def test_another_worker_resumes_a_crashed_replay_from_its_checkpoint(
+    committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession],
+    dead_three: uuid.UUID, pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    replay = await post(committing_client, "/api/v1/replays", {"filter": {"status": "dead"}})
+    replay_id = uuid.UUID(replay["id"])
+    crashing, other = runner(sessions, batch=2), runner(sessions, batch=2)
+    assert await crashing.claim() == replay_id
+    assert await other.claim() is None  # leased: two workers never run the same replay
+    assert await crashing.run_batch(replay_id) is True  # one batch, then the worker dies
+
+    await pool.execute("UPDATE replays SET lease_expires_at = now() - interval '1 second'")
+    assert await other.claim() == replay_id
+    await other.run(replay_id)
+    assert await crashing.run_batch(replay_id) is False  # the lease is not its own any more
+
+    shown = (await committing_client.get(f"/api/v1/replays/{replay['id']}", headers=READER)).json()
+    assert (shown["status"], shown["matched"], shown["queued"]) == ("done", 3, 3)
+    queued = await pool.fetch(
+        "SELECT delivery_id, count(*) AS n FROM delivery_attempts"
+        " WHERE replay_id = $1 AND outcome = 'replay_queued' GROUP BY delivery_id",
+        replay_id,
+    )
+    assert len(queued) == 3 and {r["n"] for r in queued} == {1}  # each delivery once
