@@ -40,6 +40,7 @@ async def replay_delivery(
     delivery.status = PENDING
     delivery.next_attempt_at = datetime.now(UTC)
     delivery.force = force
+    delivery.attempts = 0  # a replay gets the whole retry schedule again, as every replay does
     delivery.replay_id = replay.id
     delivery.skip_reason = None
     session.add(

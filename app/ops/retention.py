@@ -32,7 +32,8 @@ _STEPS: tuple[tuple[str, str], ...] = (
     """),
     ("replays", """
         DELETE FROM replays WHERE id IN (
-            SELECT id FROM replays WHERE requested_at < $1 LIMIT $2)
+            SELECT id FROM replays
+            WHERE requested_at < $1 AND status NOT IN ('queued', 'running') LIMIT $2)
     """),
     ("webhook_events", """
         DELETE FROM webhook_events WHERE id IN (

@@ -83,3 +83,18 @@ async def test_old_settled_rows_go_new_rows_and_pending_work_stay(pool: asyncpg.
         == 1
     )
     assert (await prune(pool, older_than=timedelta(days=30))).rows["webhook_events"] == 0
+
+
+async def test_unfinished_replays_are_kept_whatever_their_age(pool: asyncpg.Pool) -> None:
+    for status in ("done", "canceled", "queued", "running"):
+        await pool.execute(
+            "INSERT INTO replays (kind, requested_by, filter, status, requested_at)"
+            " VALUES ('bulk', 'ops', '{}', $1, now() - interval '40 days')",
+            status,
+        )
+
+    pruned = await prune(pool, older_than=timedelta(days=30), batch=10)
+
+    assert pruned.rows["replays"] == 2
+    left = {r["status"] for r in await pool.fetch("SELECT status FROM replays")}
+    assert left == {"queued", "running"}
