@@ -26,6 +26,7 @@ from app.delivery.publisher import Publisher
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
 from app.ops.retention import prune
+from app.runs.executor import RunExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,14 @@ class Worker:
         wake: asyncio.Event | None = None,
         rng: random.Random | None = None,
         publisher: Publisher | None = None,
+        runs: RunExecutor | None = None,
     ) -> None:
         self.queue = queue
         # Fetches customers and publishes codes for deliveries that wait for them (optional:
         # without Voucherify API keys those deliveries wait).
         self.publisher = publisher
+        # Pages due manual runs into deliveries (optional, like the publisher).
+        self.runs = runs
         self.braze = braze
         self.gate = gate
         self.config = config
@@ -104,6 +108,8 @@ class Worker:
         lanes = [self._lane(stop) for _ in range(self.config.concurrency)]
         if self.publisher is not None:
             lanes.append(self._publisher_lane(self.publisher, stop))
+        if self.runs is not None:
+            lanes.append(self.runs.run(stop, poll_seconds=self.config.poll_seconds))
         if self.config.retention is not None:
             lanes.append(self._retention_lane(self.config.retention, stop))
         await asyncio.gather(*lanes)
