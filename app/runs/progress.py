@@ -13,7 +13,7 @@ SELECT d.run_id, d.status, d.skip_reason, d.attributes IS NOT NULL AS resolved,
        CASE WHEN d.status = 'dead' THEN 'retries_exhausted'
             WHEN d.status <> 'failed' THEN NULL
             WHEN d.attributes IS NOT NULL THEN 'braze_rejected'
-            ELSE coalesce(substring(d.last_error from '^([a-z]+(?:_[a-z]+)+):'), 'other')
+            ELSE coalesce(substring(d.last_error from '^([a-z]+(_[a-z]+)+):'), 'other')
        END AS failure,
        count(*) AS n
 FROM deliveries AS d
