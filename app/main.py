@@ -31,6 +31,7 @@ from app.errors import (
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
+from app.runs import routes as runs_routes
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
 from app.webhooks.routes import WebhookFastPath
@@ -99,6 +100,7 @@ def create_app(
     app.include_router(distributions_routes.router)
     app.include_router(ops_routes.router)
     app.include_router(replay_routes.router)
+    app.include_router(runs_routes.router)
     _install_error_handlers(app)
     return app
 

@@ -5,6 +5,7 @@ from app.db.base import Base
 from app.delivery.models import AttributeState, Delivery, DeliveryAttempt
 from app.distributions.models import Distribution
 from app.ops.models import Replay
+from app.runs.models import Run
 from app.webhooks.models import WebhookEvent
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "DeliveryAttempt",
     "Distribution",
     "Replay",
+    "Run",
     "WebhookEvent",
 ]

@@ -71,6 +71,13 @@ class Delivery(TimestampMixin, Base):
     replay_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("replays.id", ondelete="SET NULL")
     )
+    # A run's delivery: the run, the member it is for (customer id or source_id as the audience
+    # named it), and the envelope the run made for that customer (there is no webhook event).
+    run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("runs.id", ondelete="SET NULL")
+    )
+    run_member: Mapped[str | None] = mapped_column(String(255))
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         # The worker's claim query: due work only, so the index stays small.
@@ -82,6 +89,20 @@ class Delivery(TimestampMixin, Base):
         Index("ix_deliveries_distribution_id_created_at", "distribution_id", "created_at"),
         Index("ix_deliveries_event_id", "event_id"),
         Index("ix_deliveries_braze_user_key", "braze_user_key"),
+        # One delivery per run member: a resumed run never creates a second one.
+        Index(
+            "uq_deliveries_run_member",
+            "run_id",
+            "run_member",
+            unique=True,
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
+        # A run is done when none of its deliveries is on its way any more.
+        Index(
+            "ix_deliveries_run_open",
+            "run_id",
+            postgresql_where=text("run_id IS NOT NULL AND status IN ('pending', 'in_flight')"),
+        ),
     )
 
 

@@ -25,6 +25,7 @@ import orjson
 from app.delivery.retry import retry_delay
 from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
+from app.runs.envelope import run_config, run_event_id
 from app.voucherify.client import VoucherifyClient
 from app.voucherify.errors import (
     VoucherifyError,
@@ -49,8 +50,10 @@ FROM (
 WHERE d.id = due.id
 RETURNING d.id, d.distribution_id, d.event_id, d.attempts
 """
+# A run's delivery has no event: it carries its own envelope and is keyed by its run.
 _CONTEXT = """
-SELECT d.id, d.distribution_id, e.envelope, e.voucherify_event_id,
+SELECT d.id, d.distribution_id, d.run_id, coalesce(e.envelope, d.context) AS envelope,
+       e.voucherify_event_id,
        x.name, x.description, x.triggers, x.filters, x.code_source, x.identity, x.consent,
        x.mapping, x.action, x.update_existing_only, x.status
 FROM unnest($1::bigint[]) AS k(id)
@@ -134,6 +137,9 @@ class Publisher:
             return Outcome("failed", "failed", "the event is no longer stored (retention)")
         envelope = row["envelope"]
         config = DistributionConfig.model_validate({k: row[k] for k in _CONFIG_FIELDS})
+        event_key = row["voucherify_event_id"]
+        if row["run_id"] is not None:
+            config, event_key = run_config(config), run_event_id(row["run_id"])
         try:
             result = mapping.resolve(envelope=envelope, config=config)
             if isinstance(result, mapping.NeedsCustomer):
@@ -147,7 +153,7 @@ class Publisher:
                     campaign=result.campaign,
                     customer=_publishable(result.customer),
                     source_id=publication_source_id(
-                        row["distribution_id"], row["voucherify_event_id"], result.customer
+                        row["distribution_id"], event_key, result.customer
                     ),
                 )
                 result = mapping.resolve(

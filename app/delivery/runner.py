@@ -21,6 +21,7 @@ from app.delivery.queue import DeliveryQueue
 from app.delivery.retry import parse_schedule
 from app.delivery.worker import Worker, WorkerConfig
 from app.ops.bulk_replay import ReplayLane
+from app.runs.executor import RunExecutor
 from app.voucherify.client import VoucherifyClient
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ async def run_worker(
         return
     pool = await create_pool(
         url,
-        size=settings.braze_concurrency + 2,
+        # The Braze lanes, plus the publisher, run and retention lanes.
+        size=settings.braze_concurrency + 3,
         connect_timeout=settings.db_connect_timeout_seconds,
     )
     braze = BrazeClient(
@@ -110,6 +112,11 @@ async def run_worker(
             else None
         ),
         replays=replays.runner,
+        runs=(
+            RunExecutor(pool, voucherify=voucherify, worker_id=identity, lease=lease)
+            if voucherify is not None
+            else None
+        ),
     )  # fmt: skip
     try:
         await worker.run(stop)
@@ -125,7 +132,7 @@ def _voucherify(settings: Settings) -> VoucherifyClient | None:
     if not settings.voucherify_app_id or settings.voucherify_app_token is None:
         logger.warning(
             "VOUCHERIFY_APP_ID / VOUCHERIFY_APP_TOKEN are not set: deliveries that need a "
-            "published code or a customer look-up wait in the queue"
+            "published code or a customer look-up, and manual runs, wait in the queue"
         )
         return None
     return VoucherifyClient(

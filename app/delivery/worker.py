@@ -25,8 +25,10 @@ from app.delivery.outcomes import DeliveryChange, settle
 from app.delivery.publisher import Publisher
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
+from app.delivery.stopping import wait_unless_stopped
 from app.ops.bulk_replay import ReplayRunner
 from app.ops.retention import prune
+from app.runs.executor import RunExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class Worker:
         rng: random.Random | None = None,
         publisher: Publisher | None = None,
         replays: ReplayRunner | None = None,
+        runs: RunExecutor | None = None,
     ) -> None:
         self.queue = queue
         # Runs queued bulk replays (app/ops/bulk_replay.py) in a lane of its own (optional).
@@ -88,6 +91,8 @@ class Worker:
         # Fetches customers and publishes codes for deliveries that wait for them (optional:
         # without Voucherify API keys those deliveries wait).
         self.publisher = publisher
+        # Pages due manual runs into deliveries (optional, like the publisher).
+        self.runs = runs
         self.braze = braze
         self.gate = gate
         self.config = config
@@ -108,6 +113,8 @@ class Worker:
         lanes = [self._lane(stop) for _ in range(self.config.concurrency)]
         if self.publisher is not None:
             lanes.append(self._publisher_lane(self.publisher, stop))
+        if self.runs is not None:
+            lanes.append(self.runs.run(stop, poll_seconds=self.config.poll_seconds))
         if self.config.retention is not None:
             lanes.append(self._retention_lane(self.config.retention, stop))
         if self.replays is not None:
@@ -155,9 +162,7 @@ class Worker:
             if completed:
                 self.wake.set()  # the completed deliveries are ready for Braze
             else:
-                await asyncio.wait(
-                    [asyncio.ensure_future(stop.wait())], timeout=self.config.poll_seconds
-                )
+                await wait_unless_stopped(stop, self.config.poll_seconds)
 
     async def _retention_lane(self, older_than: timedelta, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -165,10 +170,7 @@ class Worker:
                 await prune(self.queue.pool, older_than=older_than)
             except Exception:
                 logger.exception("retention pruning failed; it runs again later")
-            await asyncio.wait(
-                [asyncio.ensure_future(stop.wait())],
-                timeout=self.config.retention_every.total_seconds(),
-            )
+            await wait_unless_stopped(stop, self.config.retention_every.total_seconds())
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())}

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from app.config import Settings
 from app.delivery.models import Delivery
+from app.delivery.stopping import wait_unless_stopped
 from app.distributions.models import Distribution
 from app.ops import replay_scope
 from app.ops.models import DONE, RUNNING, Replay
@@ -200,7 +201,7 @@ class ReplayRunner:
                     continue
             except Exception:
                 logger.exception("claiming a replay failed; trying again later")
-            await asyncio.wait([asyncio.ensure_future(stop.wait())], timeout=self.poll_seconds)
+            await wait_unless_stopped(stop, self.poll_seconds)
 
 
 class ReplayLane:

@@ -14,9 +14,10 @@ from app.braze.models import BrazeRequest
 from app.delivery.models import Delivery, DeliveryAttempt
 from app.errors import VoucherRelayError
 from app.ops.models import Replay
+from app.runs.models import Run
 from app.webhooks.models import WebhookEvent
 
-Row = TypeVar("Row", WebhookEvent, Delivery)
+Row = TypeVar("Row", WebhookEvent, Delivery, Run)
 
 
 class BadCursorError(VoucherRelayError):
@@ -72,7 +73,7 @@ def events_query(
 
 def deliveries_query(filters: dict[str, Any]) -> Select[Delivery]:
     query = select(Delivery)
-    for column in ("distribution_id", "status", "braze_user_key", "trigger", "event_id"):
+    for column in ("distribution_id", "status", "braze_user_key", "trigger", "event_id", "run_id"):
         if filters.get(column) is not None:
             query = query.where(getattr(Delivery, column) == filters[column])
     if filters.get("since"):

@@ -94,12 +94,13 @@ async def list_deliveries(
     distribution_id: uuid.UUID | None = None, status: DeliveryStatus | None = None,
     braze_user_key: Annotated[str | None, Query(description="e.g. external_id:u-1")] = None,
     trigger: DeliveryTrigger | None = None, event_id: int | None = None,
-    since: Since = None, until: Until = None,
+    run_id: int | None = None, since: Since = None, until: Until = None,
 ) -> Page[DeliverySummary]:  # fmt: skip
     _window(since, until)
     query = repository.deliveries_query(
         {"distribution_id": distribution_id, "status": status, "braze_user_key": braze_user_key,
-         "trigger": trigger, "event_id": event_id, "since": since, "until": until}
+         "trigger": trigger, "event_id": event_id, "run_id": run_id, "since": since,
+         "until": until}
     )  # fmt: skip
     rows, next_cursor = await repository.page(session, query, Delivery, limit=limit, cursor=cursor)
     return Page(items=[DeliverySummary.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -36,6 +36,7 @@ class DeliverySummary(_Row):
     distribution_id: uuid.UUID
     distribution_version: int
     event_id: int | None
+    run_id: int | None = Field(default=None, description="the manual run that created it")
     trigger: str
     braze_user_key: str | None
     status: str

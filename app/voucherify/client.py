@@ -146,17 +146,18 @@ class VoucherifyClient:
         return total
 
     async def iter_segment_members(
-        self, segment_id: str, *, page_size: int = MAX_PAGE_SIZE
+        self, segment_id: str, *, page_size: int = MAX_PAGE_SIZE, after: MemberCursor | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Every customer of the segment once, oldest first, `page_size` (1..100) a request,
-        paged by the `starting_after` cursor only (see `segments.py` for why).
+        paged by the `starting_after` cursor only (see `segments.py` for why). `after` resumes
+        a walk past the customers it has seen (the client moves it along).
 
         Raises VoucherifyError when more than a page of customers share one creation
         millisecond, which no cursor can page past.
         """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}")
-        cursor = MemberCursor()
+        cursor = after or MemberCursor()
         while True:
             params: dict[str, str | int] = {
                 "segment_id": segment_id,

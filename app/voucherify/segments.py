@@ -26,6 +26,20 @@ class MemberCursor:
         self.last_at: datetime | None = None
         self._ids_at_last: set[str] = set()
 
+    def checkpoint(self) -> dict[str, Any]:
+        """The cursor as JSON, to resume a walk later (`from_checkpoint`)."""
+        last_at = None if self.last_at is None else self.last_at.isoformat()
+        return {"last_at": last_at, "ids_at_last": sorted(self._ids_at_last)}
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict[str, Any]) -> MemberCursor:
+        """A cursor where `checkpoint()` left one: the walk continues after those customers."""
+        cursor = cls()
+        if saved.get("last_at"):
+            cursor.last_at = datetime.fromisoformat(saved["last_at"])
+            cursor._ids_at_last = set(saved.get("ids_at_last") or ())
+        return cursor
+
     def starting_after(self) -> str | None:
         """The `starting_after` of the next request; None for the first."""
         if self.last_at is None:

@@ -1,0 +1,168 @@
+"""Running a due run in the worker: claim it, page its audience, give each member a delivery.
+
+Each member's delivery carries an envelope made for it (`envelope.py`); the publisher lane then
+applies consent, publishes the code (source_id from distribution, run and customer) and the
+Braze lanes send it, as for any event. Pages are stored with their checkpoint in one
+transaction and a member can have only one delivery per run, so a run that stops half-way (a
+crash, a shutdown, Voucherify down) resumes where it stopped and creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from app.delivery.stopping import wait_unless_stopped
+from app.runs.envelope import run_envelope
+from app.runs.store import ClaimedRun, LostLeaseError, Member, RunStore
+from app.voucherify.client import MAX_PAGE_SIZE, VoucherifyClient
+from app.voucherify.errors import (
+    CustomerNotFoundError,
+    VoucherifyError,
+    VoucherifyRequestError,
+    VoucherifyUnavailableError,
+)
+from app.voucherify.segments import MemberCursor
+
+logger = logging.getLogger(__name__)
+
+# Listed customers are fetched one request each: store them in small pages so that the lease
+# is renewed often even when the Voucherify budget (100 a minute) paces the requests.
+LISTED_PAGE = 10
+
+
+class Stopping(Exception):
+    """The worker is shutting down: leave the run for the next worker."""
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        voucherify: VoucherifyClient,
+        worker_id: str,
+        lease: timedelta,
+        page_size: int = MAX_PAGE_SIZE,
+        retry_after: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.store = RunStore(pool, worker_id=worker_id, lease=lease)
+        self.voucherify = voucherify
+        self.page_size = page_size
+        self._retry_after = retry_after.total_seconds()
+        self._stop = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event, *, poll_seconds: float) -> None:
+        """The worker's run lane: work due runs until `stop` is set."""
+        self._stop = stop
+        while not stop.is_set():
+            try:
+                busy = await self.cycle()
+            except Exception:
+                logger.exception("run lane failed; the run's lease expires and it resumes")
+                busy = False
+            if not busy:
+                await wait_unless_stopped(stop, poll_seconds)
+
+    async def cycle(self) -> bool:
+        """Close settled runs, then page the next due run. True when a run was worked on."""
+        for run_id in await self.store.finish_settled():
+            logger.info("run %d is done", run_id)
+        run = await self.store.claim()
+        if run is None:
+            return False
+        logger.info("run %d: paging its audience %s", run.id, _describe(run.audience))
+        try:
+            await self._page(run)
+        except Stopping:
+            # Let the next worker take it at once rather than after the lease.
+            await self.store.postpone(run.id, seconds=0, error=None)
+        except LostLeaseError:
+            logger.warning("run %d was taken over by another worker", run.id)
+        except VoucherifyUnavailableError as exc:
+            logger.warning("run %d: Voucherify unavailable (%s); resuming later", run.id, exc)
+            await self.store.postpone(run.id, seconds=self._retry_after, error=str(exc))
+        except VoucherifyError as exc:
+            # An unknown segment, say: retrying will not help.
+            await self.store.fail(run.id, f"Voucherify refused to list the audience: {exc}")
+        return True
+
+    async def _page(self, run: ClaimedRun) -> None:
+        if (state := await self.store.distribution_state(run.distribution_id)) != "active":
+            await self.store.fail(run.id, f"the distribution was {state} before the run started")
+            return
+        segment_id = run.audience.get("segment_id")
+        if segment_id is not None:
+            await self._page_segment(run, str(segment_id))
+        else:
+            await self._page_listed(run)
+        await self.store.paged(run.id)
+
+    async def _page_segment(self, run: ClaimedRun, segment_id: str) -> None:
+        if run.audience_size is None:
+            await self.store.set_size(run.id, await self.voucherify.count_segment(segment_id))
+        # `stored` moves only past what is committed; the client moves `walk` past each page.
+        stored = MemberCursor.from_checkpoint(run.checkpoint)
+        walk = MemberCursor.from_checkpoint(run.checkpoint)
+        page: list[dict[str, Any]] = []
+        members = self.voucherify.iter_segment_members(
+            segment_id, page_size=self.page_size, after=walk
+        )
+        async for customer in members:
+            page.append(customer)
+            if len(page) == self.page_size:
+                await self._store(run, page, stored, segment_id)
+                page = []
+        if page:
+            await self._store(run, page, stored, segment_id)
+
+    async def _store(
+        self, run: ClaimedRun, customers: list[dict[str, Any]], stored: MemberCursor,
+        segment_id: str,
+    ) -> None:  # fmt: skip
+        self._check_stop()
+        stored.unseen(customers)
+        members = [Member(c["id"], self._envelope(run, c, segment_id)) for c in customers]
+        await self.store.add_members(run, members, checkpoint=stored.checkpoint())
+
+    async def _page_listed(self, run: ClaimedRun) -> None:
+        listed: list[str] = run.audience.get("customer_ids") or run.audience.get("source_ids") or []
+        start = int(run.checkpoint.get("offset", 0))
+        while start < len(listed):
+            self._check_stop()
+            chunk = listed[start : start + LISTED_PAGE]
+            members = [await self._listed_member(run, ref) for ref in chunk]
+            start += len(chunk)
+            await self.store.add_members(run, members, checkpoint={"offset": start})
+
+    async def _listed_member(self, run: ClaimedRun, ref: str) -> Member:
+        try:
+            customer = await self.voucherify.get_customer(ref)
+        except CustomerNotFoundError as exc:
+            return Member(ref, None, f"customer_not_found: {exc.message}")
+        except VoucherifyRequestError as exc:
+            return Member(ref, None, f"{exc.key or exc.http_status}: {exc.message}")
+        return Member(ref, self._envelope(run, customer, None))
+
+    def _envelope(
+        self, run: ClaimedRun, customer: dict[str, Any], segment_id: str | None
+    ) -> dict[str, Any]:
+        return run_envelope(
+            run_id=run.id, distribution_id=run.distribution_id, customer=customer,
+            segment_id=segment_id, created_at=run.started_at,
+        )  # fmt: skip
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise Stopping
+
+
+def _describe(audience: dict[str, Any]) -> str:
+    if "segment_id" in audience:
+        return f"segment {audience['segment_id']}"
+    kind = next(iter(audience))
+    return f"{len(audience[kind])} {kind}"

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, TimestampMixin
+
+# scheduled -> running -> done | failed; scheduled -> canceled (only before it starts).
+SCHEDULED = "scheduled"
+RUNNING = "running"
+DONE = "done"
+CANCELED = "canceled"
+FAILED = "failed"
+STATUSES = (SCHEDULED, RUNNING, DONE, CANCELED, FAILED)
+
+
+class Run(TimestampMixin, Base):
+    """A manual distribution: one distribution sent to an audience once, after a delay."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    distribution_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("distributions.id"), nullable=False
+    )
+    distribution_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, server_default=SCHEDULED)
+    # Exactly one of {"segment_id": ...}, {"customer_ids": [...]}, {"source_ids": [...]}.
+    audience: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    # The campaign codes are published from (None: an `unset` run publishes nothing).
+    campaign: Mapped[str | None] = mapped_column(String(255))
+    delay_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    requested_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When every member had its delivery: from then on the run waits for them to settle.
+    paged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    canceled_by: Mapped[str | None] = mapped_column(String(100))
+    audience_size: Mapped[int | None] = mapped_column(Integer)
+    processed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Where paging stands, committed with each page's deliveries (a crashed run resumes here).
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    leased_by: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    # The counts when the run finished: they outlive the deliveries (RETENTION_DAYS).
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index(
+            "ix_runs_due",
+            "scheduled_at",
+            postgresql_where=text("status IN ('scheduled', 'running')"),
+        ),
+        Index("ix_runs_distribution_id", "distribution_id"),
+    )

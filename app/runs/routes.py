@@ -1,0 +1,54 @@
+"""/api/v1/distributions/{id}/runs and /api/v1/runs: manual distributions."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.db.session import SessionDep
+from app.ops import repository as audit
+from app.ops.auth import OpsAuthDep, OpsWriterDep
+from app.ops.routes import Cursor, Limit
+from app.ops.schemas import Page
+from app.runs import repository, service
+from app.runs.models import Run
+from app.runs.schemas import RunCreate, RunDetail, RunStatus, RunSummary
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+@router.post(
+    "/distributions/{distribution_id}/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send the distribution to a segment or listed customers, after a delay",
+)
+async def create_run(
+    distribution_id: uuid.UUID, body: RunCreate, session: SessionDep, principal: OpsWriterDep
+) -> RunDetail:
+    run = await service.schedule(
+        session=session, distribution_id=distribution_id, request=body, principal=principal
+    )
+    return await service.detail(session=session, run=run)
+
+
+@router.get("/runs", summary="Runs, newest first")
+async def list_runs(
+    session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
+    distribution_id: uuid.UUID | None = None, status: RunStatus | None = None,
+) -> Page[RunSummary]:  # fmt: skip
+    query = repository.runs_query(distribution_id=distribution_id, status=status)
+    rows, next_cursor = await audit.page(session, query, Run, limit=limit, cursor=cursor)
+    return Page(items=await service.summaries(session=session, runs=rows), next_cursor=next_cursor)
+
+
+@router.get("/runs/{run_id}", summary="One run and its progress")
+async def get_run(run_id: int, session: SessionDep, _: OpsAuthDep) -> RunDetail:
+    run = await service.get_or_404(session=session, run_id=run_id)
+    return await service.detail(session=session, run=run)
+
+
+@router.post("/runs/{run_id}/cancel", summary="Stop a run that has not started yet")
+async def cancel_run(run_id: int, session: SessionDep, principal: OpsWriterDep) -> RunDetail:
+    run = await service.cancel(session=session, run_id=run_id, principal=principal)
+    return await service.detail(session=session, run=run)
