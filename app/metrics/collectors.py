@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,6 @@ class DatabaseState:
             queue[row.status] = row.n
             due += row.due
             oldest = max(oldest, float(row.oldest_due_age or 0))
-        if self._table is None or now - self._table[0] >= self._table_max_age:
-            rows = await connection.execute(_TABLE)
-            self._table = (now, {(r.status, r.skip_reason): r.n for r in rows})
         gate = None
         if self._workspace is not None:
             found = (await connection.execute(_GATE, {"workspace": self._workspace})).first()
@@ -125,7 +123,20 @@ class DatabaseState:
                 "blocked" if found.blocked else "paused" if found.paused else "open",
                 float(found.blocked_seconds), float(found.pause_remaining),
             )  # fmt: skip
+        if self._table is None or now - self._table[0] >= self._table_max_age:
+            self._table = (now, await self._count_table(connection))
         return Snapshot(True, queue, due, oldest, self._table[1], gate)
+
+    async def _count_table(self, connection: AsyncConnection) -> dict[tuple[str, str], int]:
+        """Every delivery by status and skip reason; empty (and tried again `table_max_age`
+        later) when the table is too big to count within the statement timeout."""
+        try:
+            async with connection.begin_nested():
+                rows = await connection.execute(_TABLE)
+                return {(r.status, r.skip_reason): r.n for r in rows}
+        except DBAPIError as exc:
+            logger.warning("metrics: counting deliveries failed: %s", type(exc.orig).__name__)
+            return {}
 
 
 class DatabaseCollector(Collector):
@@ -165,7 +176,8 @@ class DatabaseCollector(Collector):
         )
         for (status, reason), n in sorted(s.deliveries.items()):
             deliveries.add_metric([status, reason], n)
-        yield deliveries
+        if s.deliveries:
+            yield deliveries
         if s.gate is not None:
             yield from _gate_families(s.gate)
 
