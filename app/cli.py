@@ -22,6 +22,7 @@ from app.db import migrate as migrations
 from app.db.session import create_engine, create_sessionmaker
 from app.db.startup import check_reachable, provide_database
 from app.errors import ConfigError
+from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
 
 
@@ -53,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
-    commands.add_parser("worker", help="deliver to Braze (no HTTP); run as many as needed")
+    worker = commands.add_parser("worker", help="deliver to Braze (no HTTP); run as many as needed")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve GET /metrics on this port (on HOST): this process's counters, or all "
+        "processes' with PROMETHEUS_MULTIPROC_DIR",
+    )
 
     emulator = commands.add_parser(
         "braze-emulator", help="serve a Braze /users/track emulator (a sandbox without Braze)"
@@ -77,15 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    multiprocess_dir = None
     try:
         settings = _load_settings()
         configure_logging(settings)
+        if args.command in ("serve", "worker") and settings.prometheus_multiproc_dir:
+            multiprocess_dir = settings.prometheus_multiproc_dir
+            metrics_multiprocess.use_directory(multiprocess_dir)
         if args.command == "serve":
             _serve(settings, args)
         elif args.command == "migrate":
             _migrate(settings)
         elif args.command == "worker":
-            _worker(settings)
+            _worker(settings, args)
         elif args.command == "braze-emulator":
             _braze_emulator(settings, args)
         elif args.command == "distributions":
@@ -95,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, _Terminated):
         return 0
+    finally:
+        if multiprocess_dir is not None:
+            metrics_multiprocess.process_exited(multiprocess_dir)
     return 0
 
 
@@ -170,8 +184,9 @@ async def _in_session(
         await engine.dispose()
 
 
-def _worker(settings: Settings) -> None:
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.delivery.runner import run_worker
+    from app.metrics.exposition import ProcessMetrics, serve_metrics
 
     async def work() -> None:
         stop = asyncio.Event()
@@ -184,7 +199,21 @@ def _worker(settings: Settings) -> None:
         check_reachable(url, timeout=settings.db_connect_timeout_seconds)
         if embedded:
             migrations.upgrade(url)
-        uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
+        metrics_server = None
+        if args.metrics_port is not None:
+            if not settings.metrics_enabled:
+                raise ConfigError("--metrics-port: metrics are disabled (METRICS_ENABLED=false)")
+            token = settings.metrics_token
+            metrics_server = serve_metrics(
+                host=settings.host, port=args.metrics_port,
+                token=token.get_secret_value() if token else None,
+                collector=ProcessMetrics(settings.prometheus_multiproc_dir),
+            )  # fmt: skip
+        try:
+            uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
+        finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
 
 
 def _braze_emulator(settings: Settings, args: argparse.Namespace) -> None:

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     replay_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Seconds an idle worker waits before looking for a queued replay again.
     replay_poll_seconds: float = Field(default=1.0, gt=0)
+    # Prometheus metrics: GET /metrics on the API (and `worker --metrics-port`).
+    metrics_enabled: bool = True
+    # When set, a scrape must send `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
+    # Seconds the Postgres-held numbers (queue, deliveries, Braze gate) are cached per process.
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
+    # Shared by every process of one host (compose: api and workers): each writes its counters
+    # there and any of them answers a scrape with the sum. Unset: each process counts alone.
+    prometheus_multiproc_dir: Path | None = None
 
     @field_validator("voucherify_webhook_secret", "ops_api_tokens", mode="before")
     @classmethod
@@ -89,7 +98,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "database_url", "braze_api_key", "voucherify_app_id", "voucherify_app_token",
-        mode="before",
+        "metrics_token", "prometheus_multiproc_dir", mode="before",
     )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

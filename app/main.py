@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
 from app.db.session import create_engine, create_sessionmaker
+from app.delivery.gate import workspace_key
 from app.delivery.runner import run_worker
 from app.delivery.worker import stop_on
 from app.distributions import routes as distributions_routes
@@ -28,6 +29,9 @@ from app.errors import (
     VoucherRelayError,
     error_body,
 )
+from app.metrics import routes as metrics_routes
+from app.metrics.collectors import DatabaseState
+from app.metrics.registry import process_running
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
@@ -62,6 +66,12 @@ def create_app(
             connect_timeout=settings.db_connect_timeout_seconds,
             on_deliveries=app.state.wake_worker.set,
         )
+        app.state.metrics_database = DatabaseState(
+            app.state.engine,
+            workspace=_braze_workspace(settings),
+            max_age=settings.metrics_cache_seconds,
+        )
+        process_running("api").inc()
         stop_worker = asyncio.Event()
         worker = (
             asyncio.create_task(
@@ -74,6 +84,7 @@ def create_app(
         try:
             yield
         finally:
+            process_running("api").dec()
             if worker is not None:
                 await stop_on(stop_worker, worker, grace=settings.braze_timeout_seconds + 5)
             await app.state.inbox.close()
@@ -101,6 +112,7 @@ def create_app(
     app.include_router(ops_routes.router)
     app.include_router(replay_routes.router)
     app.include_router(runs_routes.router)
+    app.include_router(metrics_routes.router)
     _install_error_handlers(app)
     return app
 
@@ -118,6 +130,13 @@ def _database_url(settings: Settings, database_url: URL | None) -> URL:
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL is unset; start through `voucher-relay serve`")
     return parse_database_url(settings.database_url.get_secret_value())
+
+
+def _braze_workspace(settings: Settings) -> str | None:
+    """The Braze gate whose state /metrics reports (None without a Braze key)."""
+    if settings.braze_api_key is None:
+        return None
+    return workspace_key(settings.braze_rest_url, settings.braze_api_key.get_secret_value())
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -25,7 +25,7 @@ def secrets_of(settings: Settings) -> list[str]:
     values = [s.get_secret_value() for s in settings.voucherify_webhook_secret]
     for token in settings.ops_api_tokens:
         values.append(token.get_secret_value().rsplit(":", 1)[-1])
-    for secret in (settings.braze_api_key, settings.voucherify_app_token):
+    for secret in (settings.braze_api_key, settings.voucherify_app_token, settings.metrics_token):
         if secret is not None:
             values.append(secret.get_secret_value())
     if settings.database_url is not None:

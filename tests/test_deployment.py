@@ -27,7 +27,7 @@ RELAY = ("migrate", "api", "worker", "braze-emulator")
 def test_the_stack_has_its_services() -> None:
     assert set(SERVICES) == {"postgres", "migrate", "api", "worker", "braze-emulator"}
     assert SERVICES["braze-emulator"]["profiles"] == ["sandbox"]
-    assert "pgdata" in COMPOSE["volumes"]
+    assert {"pgdata", "metrics"} <= set(COMPOSE["volumes"])
 
 
 @pytest.mark.parametrize("service", RELAY)
@@ -47,6 +47,24 @@ def test_every_variable_given_is_a_setting(service: str) -> None:
     settings = {name.upper() for name in Settings.model_fields}
     assert set(SERVICES[service]["environment"]) <= settings
     assert SERVICES[service]["env_file"] == [{"path": ".env", "required": False}]
+
+
+def test_api_and_workers_share_one_metrics_directory() -> None:
+    volume = COMPOSE["volumes"]["metrics"]
+    assert volume["driver_opts"]["type"] == "tmpfs"
+    # Writable by the image's user: the Dockerfile's USER.
+    user = re.search(r"^USER (\d+)$", DOCKERFILE, flags=re.MULTILINE)
+    assert user and f"uid={user.group(1)}" in volume["driver_opts"]["o"]
+    for service in ("api", "worker"):
+        directory = SERVICES[service]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert f"metrics:{directory}" in SERVICES[service]["volumes"]
+        assert (
+            SERVICES[service]["environment"]["DATABASE_URL"]
+            == (SERVICES["migrate"]["environment"]["DATABASE_URL"])
+        )
+    # Processes that count nothing do not need it (and have no such directory).
+    for service in ("migrate", "braze-emulator"):
+        assert "PROMETHEUS_MULTIPROC_DIR" not in SERVICES[service]["environment"]
 
 
 def test_the_order_of_start_up_is_database_then_migrations_then_the_rest() -> None:

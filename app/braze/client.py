@@ -24,6 +24,7 @@ from app.braze.classify import (
     truncate,
 )
 from app.braze.payload import MAX_OBJECTS_PER_REQUEST, TRACK_PATH, BrazeObject, build_track_body
+from app.metrics.registry import observe_braze_request
 
 logger = logging.getLogger(__name__)
 
@@ -123,13 +124,19 @@ class BrazeClient:
             )
         body = build_track_body(objects)
         started = time.perf_counter()
+        error: httpx.HTTPError | None = None
         try:
             response = await self._http.post(TRACK_PATH, content=body)
         except httpx.HTTPError as exc:
+            error = exc
             result = self._failure(exc, objects=len(objects), request_bytes=len(body))
         else:
             result = self._answer(response, objects=len(objects), request_bytes=len(body))
         result = replace(result, duration=timedelta(seconds=time.perf_counter() - started))
+        observe_braze_request(
+            status_code=result.status_code, error=error, kind=str(result.kind),
+            seconds=result.duration.total_seconds(),
+        )  # fmt: skip
         logger.debug(
             "braze track: %d objects, %s bytes -> %s %s in %.0f ms",
             result.object_count,

@@ -15,6 +15,8 @@ from datetime import datetime
 
 import asyncpg
 
+from app.metrics.registry import observe_gate_wait
+
 _ENSURE = """
 INSERT INTO braze_gate (workspace, tokens, refilled_at) VALUES ($1, $2, clock_timestamp())
 ON CONFLICT (workspace) DO NOTHING
@@ -108,17 +110,23 @@ class BrazeGate:
                 if taken is not None:
                     return
                 state = await connection.fetchrow(_STATE, self.workspace)
-            await asyncio.sleep(self._wait(state))
+            seconds, reason = self._wait(state)
+            started = time.monotonic()
+            try:
+                await asyncio.sleep(seconds)
+            finally:  # also when the caller gives up (cancelled mid-wait)
+                observe_gate_wait(reason, time.monotonic() - started)
 
-    def _wait(self, state: asyncpg.Record) -> float:
+    def _wait(self, state: asyncpg.Record) -> tuple[float, str]:
+        """How long to wait, and why: `paused`, `blocked` or `budget`."""
         now: datetime = state["now"]
         if state["paused_until"] is not None and state["paused_until"] > now:
-            return min(60.0, float((state["paused_until"] - now).total_seconds()))
+            return min(60.0, float((state["paused_until"] - now).total_seconds())), "paused"
         if state["blocked_reason"] is not None:
-            return min(self.probe_interval, 5.0)
+            return min(self.probe_interval, 5.0), "blocked"
         elapsed: float = (now - state["refilled_at"]).total_seconds()
         tokens = min(self.capacity, float(state["tokens"]) + elapsed * self.rate)
-        return max(0.005, (1 - tokens) / self.rate)
+        return max(0.005, (1 - tokens) / self.rate), "budget"
 
     async def pause(self, *, until: datetime) -> None:
         async with self._pool.acquire() as connection:

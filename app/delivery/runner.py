@@ -20,6 +20,7 @@ from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
 from app.delivery.retry import parse_schedule
 from app.delivery.worker import Worker, WorkerConfig
+from app.metrics.registry import process_running
 from app.ops.bulk_replay import ReplayLane
 from app.runs.executor import RunExecutor
 from app.voucherify.client import VoucherifyClient
@@ -69,6 +70,17 @@ async def run_worker(
     settings: Settings, url: URL, stop: asyncio.Event, *, wake: asyncio.Event | None = None
 ) -> None:
     """Deliver until `stop` is set. Without BRAZE_API_KEY, deliveries wait in the queue."""
+    running = process_running("worker")  # voucher_relay_processes{role="worker"}
+    running.inc()
+    try:
+        await _deliver_until(settings, url, stop, wake=wake)
+    finally:
+        running.dec()
+
+
+async def _deliver_until(
+    settings: Settings, url: URL, stop: asyncio.Event, *, wake: asyncio.Event | None
+) -> None:
     if settings.braze_api_key is None:
         logger.warning("BRAZE_API_KEY is not set: deliveries are queued, none is sent")
         await stop.wait()

@@ -26,6 +26,7 @@ from app.delivery.publisher import Publisher
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
 from app.delivery.stopping import wait_unless_stopped
+from app.metrics.registry import DATA_POINTS_SAVED
 from app.ops.bulk_replay import ReplayRunner
 from app.ops.retention import prune
 from app.runs.executor import RunExecutor
@@ -208,6 +209,8 @@ class Worker:
     async def _deliver(self, work: Work) -> None:
         plan = work.plan
         self.stats.data_points_saved += plan.data_points_saved
+        if plan.data_points_saved:
+            DATA_POINTS_SAVED.inc(plan.data_points_saved)
         if plan.skipped:
             await self._record_skipped(plan)
         batches = split_into_batches(

@@ -16,6 +16,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
+from app.metrics.labels import publication_failure
+from app.metrics.registry import PUBLICATIONS
 from app.voucherify.connection import MASK, VoucherifyConnection, error_body
 from app.voucherify.errors import (
     CampaignExhaustedError,
@@ -109,6 +111,19 @@ class VoucherifyClient:
         Voucherify does not know), VoucherifyRequestError for other refusals, and
         VoucherifyUnavailableError when Voucherify cannot be reached.
         """
+        try:
+            publication = await self._publish(
+                campaign=campaign, customer=customer, source_id=source_id
+            )
+        except VoucherifyError as exc:
+            PUBLICATIONS.labels(publication_failure(exc)).inc()
+            raise
+        PUBLICATIONS.labels("reused" if publication.reused else "published").inc()
+        return publication
+
+    async def _publish(
+        self, *, campaign: str, customer: Mapping[str, Any], source_id: str
+    ) -> Publication:
         body = {"campaign": {"name": campaign}, "customer": dict(customer), "source_id": source_id}
         # Retrying a POST is safe here: a repeat with this source_id cannot publish a second code.
         response = await self._connection.call("POST", "/v1/publications", json=body)

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from app.metrics.labels import voucherify_endpoint
+from app.metrics.registry import count_voucherify_request
 from app.voucherify.errors import (
     VoucherifyError,
     VoucherifyRateLimitedError,
@@ -96,10 +98,12 @@ class VoucherifyConnection:
             try:
                 response = await self._http.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
+                count_voucherify_request(voucherify_endpoint(path), None, exc)
                 # Only the text survives: the exception holds the request and so the token.
                 failure = self.scrub(f"{type(exc).__name__}: {exc}"[:TEXT_LIMIT])
             else:
                 status = response.status_code
+                count_voucherify_request(voucherify_endpoint(path), status)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 logger.debug("voucherify %s %s -> %d in %.0f ms", method, path, status, elapsed_ms)
                 if status == 429:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import orjson
 
 from app.errors import VoucherRelayError
+from app.metrics.labels import event_type_label
+from app.metrics.registry import count_webhook
 from app.webhooks import envelope as envelope_parser
 from app.webhooks import signature
 from app.webhooks.inbox import Inbox, StoredEvent
@@ -53,6 +55,11 @@ async def receive_webhook(
         raise NotAnEnvelopeError(str(exc)) from None
 
     stored = await inbox.store(envelope=envelope, raw_body=raw, signature=checked)
+    count_webhook(
+        event_type_label(envelope.event_type),
+        "duplicate" if stored.duplicate else stored.outcome,
+        _status(stored),
+    )
     if logger.isEnabledFor(logging.INFO):
         logger.info(
             "webhook %s %s from %s: %s, %d deliveries%s",
@@ -71,7 +78,11 @@ def answer(stored: StoredEvent) -> tuple[int, bytes]:
         "outcome": stored.outcome,
         "deliveries": stored.deliveries,
     }
-    return (200 if stored.duplicate else 202), orjson.dumps(body)
+    return _status(stored), orjson.dumps(body)
+
+
+def _status(stored: StoredEvent) -> int:
+    return 200 if stored.duplicate else 202
 
 
 def check_declared_length(declared: str | None, limit: int) -> None:

@@ -21,6 +21,7 @@ from app.errors import (
     VoucherRelayError,
     error_body,
 )
+from app.metrics.registry import count_rejected_webhook
 from app.observability import request_id
 from app.webhooks import intake
 from app.webhooks.schemas import WebhookAccepted
@@ -50,17 +51,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 )
 async def receive(request: Request) -> Response:
     limit = request.app.state.settings.webhook_max_body_bytes
-    intake.check_declared_length(request.headers.get("content-length"), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size = intake.add_chunk(size, chunk, limit)
-        chunks.append(chunk)
-    stored = await intake.receive_webhook(
-        raw=b"".join(chunks),
-        signature_header=request.headers.get(intake.SIGNATURE_HEADER),
-        secrets=request.app.state.webhook_secrets,
-        inbox=request.app.state.inbox,
-    )
+    try:
+        intake.check_declared_length(request.headers.get("content-length"), limit)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size = intake.add_chunk(size, chunk, limit)
+            chunks.append(chunk)
+        stored = await intake.receive_webhook(
+            raw=b"".join(chunks),
+            signature_header=request.headers.get(intake.SIGNATURE_HEADER),
+            secrets=request.app.state.webhook_secrets,
+            inbox=request.app.state.inbox,
+        )
+    except VoucherRelayError as exc:
+        count_rejected_webhook(exc.status_code)
+        raise
     code, body = intake.answer(stored)
     return Response(body, status_code=code, media_type="application/json")
 
@@ -103,9 +108,11 @@ class WebhookFastPath:
         except VoucherRelayError as exc:
             code, body, retry = self._error(exc)
             extra += retry
+            count_rejected_webhook(code)
         except Exception:
             logger.exception("webhook intake failed")
             code, body = 500, _error_json("internal_error", "an internal error occurred")
+            count_rejected_webhook(code)
         await send(
             {
                 "type": "http.response.start",

@@ -68,6 +68,7 @@ async def make_worker(pool: asyncpg.Pool, emulator: Emulator) -> AsyncIterator[W
     async def make(
         *, lease: float = 30, schedule: str = "0.05s,0.05s,0.05s", probe: float = 0.2,
         api_key: str = BRAZE_KEY, concurrency: int = 1, braze_timeout: float = 5.0,
+        workspace: str = workspace,
     ) -> Worker:  # fmt: skip
         client = BrazeClient(
             base_url=emulator.url, api_key=SecretStr(api_key), timeout=braze_timeout

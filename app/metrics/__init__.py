@@ -1,0 +1,1 @@
+"""Prometheus metrics: per-process counters (multiprocess-safe) and the Postgres-held state."""

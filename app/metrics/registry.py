@@ -1,0 +1,99 @@
+"""The per-process metrics, and the calls that count on the hot paths.
+
+Counting is an in-memory increment (a dict lookup and an uncontended lock; in multiprocess mode
+also a write to a memory-mapped file): no I/O, no database. What Postgres holds (queue depth,
+deliveries by status, the Braze gate) is read at scrape time by `collectors.py` instead, so
+that every process reports the same truth.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from app import __version__
+from app.metrics.labels import UNVERIFIED, status_class
+
+WEBHOOKS = Counter(
+    "voucher_relay_webhooks_received",
+    "Webhooks answered, by event type, outcome and HTTP status.",
+    ["event_type", "outcome", "status"],
+)
+BRAZE_REQUESTS = Counter(
+    "voucher_relay_braze_requests",
+    "Braze /users/track requests, by status class and what the answer meant.",
+    ["status_class", "kind"],
+)
+BRAZE_DURATION = Histogram(
+    "voucher_relay_braze_request_duration_seconds",
+    "Time from sending a /users/track request to its answer (or failure).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+GATE_WAITS = Counter(
+    "voucher_relay_braze_gate_waits",
+    "Times a worker lane waited at the Braze gate before sending, by reason.",
+    ["reason"],
+)
+GATE_WAIT_SECONDS = Counter(
+    "voucher_relay_braze_gate_wait_seconds",
+    "Seconds worker lanes spent waiting at the Braze gate, by reason.",
+    ["reason"],
+)
+DATA_POINTS_SAVED = Counter(
+    "voucher_relay_data_points_saved",
+    "Attributes not sent because Braze already had the value (Braze bills each one sent).",
+)
+VOUCHERIFY_REQUESTS = Counter(
+    "voucher_relay_voucherify_requests",
+    "Voucherify API requests, by resource and status class.",
+    ["endpoint", "status_class"],
+)
+PUBLICATIONS = Counter(
+    "voucher_relay_voucherify_publications",
+    "Codes published from Voucherify campaigns, by result.",
+    ["result"],
+)
+PROCESSES = Gauge(
+    "voucher_relay_processes",
+    "Running API servers and delivery workers, by role and version.",
+    ["role", "version"],
+    multiprocess_mode="livesum",
+)
+
+# Label children looked up once: `labels()` costs more than the increment itself.
+_webhook_children: dict[tuple[str, str, int], Counter] = {}
+
+
+def count_webhook(event_type: str, outcome: str, status: int) -> None:
+    """One answered webhook. `event_type` must be a label value (see `labels.py`)."""
+    key = (event_type, outcome, status)
+    child = _webhook_children.get(key)
+    if child is None:
+        child = _webhook_children[key] = WEBHOOKS.labels(event_type, outcome, str(status))
+    child.inc()
+
+
+def count_rejected_webhook(status: int) -> None:
+    count_webhook(UNVERIFIED, "rejected", status)
+
+
+def observe_braze_request(
+    *, status_code: int | None, error: BaseException | None, kind: str, seconds: float
+) -> None:
+    BRAZE_REQUESTS.labels(status_class(status_code, error), kind).inc()
+    BRAZE_DURATION.observe(seconds)
+
+
+def observe_gate_wait(reason: str, seconds: float) -> None:
+    GATE_WAITS.labels(reason).inc()
+    GATE_WAIT_SECONDS.labels(reason).inc(seconds)
+
+
+def count_voucherify_request(
+    endpoint: str, status_code: int | None, error: BaseException | None = None
+) -> None:
+    VOUCHERIFY_REQUESTS.labels(endpoint, status_class(status_code, error)).inc()
+
+
+def process_running(role: str) -> Gauge:
+    """The gauge child of one role: `inc()` at start, `dec()` at stop."""
+    return PROCESSES.labels(role, __version__)
