@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -41,9 +41,11 @@ def json_objects() -> st.SearchStrategy[dict[str, Any]]:
 identifiers = st.text(
     st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=100
 )
+# Any UTC offset to the minute (fixed offsets: IANA zones cost a file read per zone drawn).
+zones = st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 # Any instant a webhook can carry, in any zone (years 1 and 9999 overflow UTC in some zones).
 timestamps = st.datetimes(
-    min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30), timezones=st.timezones()
+    min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30), timezones=zones
 ).map(lambda d: d.isoformat())
 event_types = st.sampled_from(sorted(KNOWN_TRIGGERS)) | identifiers
 
@@ -86,7 +88,7 @@ edge_values = (
     | scalars
     | st.integers()
     | st.text(max_size=30)
-    | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+    | st.datetimes(timezones=zones).map(lambda d: d.isoformat())
     | json_values(4)
 )
 

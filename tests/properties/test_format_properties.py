@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from app.distributions import formats
 from app.distributions.paths import MAX_PATH_LENGTH, MISSING, check_path, lookup, split_path
 from app.distributions.schemas import FORMATS
-from tests.properties.strategies import EDGE_STRINGS, edge_values, json_values, source_paths
+from tests.properties.strategies import EDGE_STRINGS, edge_values, json_values, source_paths, zones
 
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 RESULT_TYPES: dict[str, type] = {
@@ -69,7 +69,7 @@ def test_normal_forms_are_idempotent(value: Any, name: str) -> None:
     assert formats.apply_format(name, once) == once
 
 
-@given(moment=st.datetimes(timezones=st.timezones()), separator=st.sampled_from(["T", " "]))
+@given(moment=st.datetimes(timezones=zones), separator=st.sampled_from(["T", " "]))
 def test_iso_datetime_keeps_the_instant_to_the_millisecond_in_utc(
     moment: datetime, separator: str
 ) -> None:
