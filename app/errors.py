@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel
+
 # Seconds a client (Voucherify) is asked to wait before retrying when the database is down.
 DATABASE_RETRY_AFTER_SECONDS = 30
 
@@ -12,6 +16,33 @@ def error_body(code: str, message: str, details: object = None) -> dict[str, obj
     if details is not None:
         error["details"] = details
     return {"error": error}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """What every error answer looks like (OpenAPI), as `error_body` builds it."""
+
+    error: ErrorDetail
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "the body is not JSON (UTF-8)",
+    401: "missing or unknown bearer token",
+    403: "the token is read-only (operations that change something)",
+    404: "no such resource (paths with an id)",
+    409: "the request conflicts with the current state (e.g. replaying a pending delivery)",
+    422: "the request is invalid; details says where",
+    503: "the database is unavailable: retry later (Retry-After)",
+}
+# The errors any ops API operation may answer, declared once per router (`responses=`).
+OPS_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in _ERROR_DESCRIPTIONS.items()
+}
 
 
 class VoucherRelayError(Exception):

@@ -3,13 +3,17 @@ per test, and the app wired to that transaction."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -20,6 +24,22 @@ from app.db.models import Base
 from app.db.session import get_session
 from app.main import create_app
 from tests.postgres import provide_server, scratch_database
+
+# Property tests: `ci` (the default) is bounded and derandomized, so `make test` is reproducible
+# and quick; HYPOTHESIS_PROFILE=dev searches ten times harder and keeps failures in .hypothesis/.
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "dev", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
@@ -105,11 +125,11 @@ async def truncate_all(engine: AsyncEngine) -> None:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
-@pytest.fixture
-async def committing_client(
+@asynccontextmanager
+async def committing_app_client(
     settings: Settings, engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose requests really commit (for concurrency); tables are emptied afterwards."""
+    """A client of an app whose requests really commit; the tables are emptied afterwards."""
     app = create_app(settings, engine=engine)
     try:
         async with app.router.lifespan_context(app):
@@ -118,3 +138,12 @@ async def committing_client(
                 yield client
     finally:
         await truncate_all(engine)
+
+
+@pytest.fixture
+async def committing_client(
+    settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests really commit (for concurrency); tables are emptied afterwards."""
+    async with committing_app_client(settings, engine) as client:
+        yield client

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -9,6 +11,10 @@ from typing import Any
 
 class FormatError(ValueError):
     pass
+
+
+# orjson, which encodes the Braze bodies, writes integers of at most 64 bits.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -20,7 +26,12 @@ def parse_datetime(value: Any) -> datetime:
     except ValueError:
         raise FormatError(f"{value!r} is not an ISO-8601 date") from None
     # A date without a zone is taken as UTC, as Braze does.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+02:00 is before year 1 in UTC
+        raise FormatError(f"{value!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def iso_datetime(value: Any) -> str:
@@ -40,21 +51,31 @@ def minor_units_to_decimal(value: Any) -> float:
         amount = Decimal(str(value).strip())
     except InvalidOperation:
         raise FormatError(f"{value!r} is not an amount") from None
-    if amount != amount.to_integral_value():
+    # NaN and Infinity parse as Decimals (sNaN even raises when compared): not amounts.
+    if not amount.is_finite() or amount != amount.to_integral_value():
         raise FormatError(f"{value!r} is not a whole number of minor units")
-    return float(amount / 100)
+    decimal = float(amount / 100)
+    if not math.isfinite(decimal):
+        raise FormatError(f"{value!r} is too large for an amount")
+    return decimal
 
 
 def integer(value: Any) -> int:
     if isinstance(value, bool):
         raise FormatError(f"expected an integer, got {value!r}")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise FormatError(f"{value!r} is not an integer")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        with contextlib.suppress(ValueError):  # "²" and "--1" pass isdigit() but are no int
+            number = int(value.strip())
+    if number is None:
+        raise FormatError(f"{value!r} is not an integer")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise FormatError(f"{value!r} is outside the 64-bit range Braze bodies are encoded in")
+    return number
 
 
 _TRUE = {"true", "yes", "1", "on"}

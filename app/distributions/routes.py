@@ -20,9 +20,10 @@ from app.distributions.schemas import (
     LiquidSnippets,
     PreviewResult,
 )
+from app.errors import OPS_ERROR_RESPONSES
 from app.ops.auth import OpsAuthDep, OpsWriterDep
 
-router = APIRouter(prefix="/api/v1", tags=["distributions"])
+router = APIRouter(prefix="/api/v1", tags=["distributions"], responses=OPS_ERROR_RESPONSES)
 
 
 @router.get("/fields", summary="Voucherify fields that can be mapped to Braze attributes")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Query, Request
 
 from app.config import Settings
 from app.db.session import SessionDep
+from app.errors import OPS_ERROR_RESPONSES
 from app.ops import replay_service
 from app.ops.auth import OpsAuthDep, OpsWriterDep
 from app.ops.models import QUEUED
@@ -26,7 +27,7 @@ from app.ops.replay_schemas import (
 )
 from app.ops.schemas import Page
 
-router = APIRouter(prefix="/api/v1", tags=["replays"])
+router = APIRouter(prefix="/api/v1", tags=["replays"], responses=OPS_ERROR_RESPONSES)
 
 ReplayKind = Literal["delivery", "event", "distribution", "bulk"]
 ReplayStatus = Literal["queued", "running", "done", "canceled"]

@@ -18,6 +18,8 @@ from app.runs.models import Run
 from app.webhooks.models import WebhookEvent
 
 Row = TypeVar("Row", WebhookEvent, Delivery, Run)
+# Row ids are Postgres bigints: larger numbers in a path, query or cursor are refused up front.
+BIGINT_MAX = 2**63 - 1
 
 
 class BadCursorError(VoucherRelayError):
@@ -32,9 +34,12 @@ def encode_cursor(last_id: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        last_id = int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError):
-        raise BadCursorError("cursor is not one this API returned") from None
+        last_id = 0
+    if not 0 < last_id <= BIGINT_MAX:  # Postgres would refuse a larger one with a 500
+        raise BadCursorError("cursor is not one this API returned")
+    return last_id
 
 
 async def page(

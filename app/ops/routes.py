@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Path, Query, Request
+from pydantic import AfterValidator, BaseModel
 
 from app.braze.models import BrazeRequest
 from app.db.session import SessionDep
 from app.delivery.models import STATUSES, TRIGGERS, Delivery
-from app.errors import NotFoundError, VoucherRelayError
+from app.errors import OPS_ERROR_RESPONSES, NotFoundError, VoucherRelayError
 from app.ops import repository
 from app.ops.auth import OpsAuthDep, OpsWriterDep
 from app.ops.replay import replay_delivery
@@ -30,12 +30,28 @@ from app.ops.schemas import (
 )
 from app.webhooks.models import WebhookEvent
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = APIRouter(prefix="/api/v1", tags=["audit"], responses=OPS_ERROR_RESPONSES)
 
 Limit = Annotated[int, Query(ge=1, le=500, description="rows per page")]
+RowId = Annotated[int, Path(ge=1, le=repository.BIGINT_MAX)]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-Since = Annotated[datetime | None, Query(description="from this time (inclusive, ISO-8601)")]
-Until = Annotated[datetime | None, Query(description="until this time (exclusive, ISO-8601)")]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # A time without a zone is UTC, as everywhere in this API (and comparable with one that has).
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+Since = Annotated[
+    datetime | None,
+    AfterValidator(_utc),
+    Query(description="from this time (inclusive, ISO-8601; UTC without a zone)"),
+]
+Until = Annotated[
+    datetime | None,
+    AfterValidator(_utc),
+    Query(description="until this time (exclusive, ISO-8601; UTC without a zone)"),
+]
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "skipped", "failed", "dead"]
 DeliveryTrigger = Literal["webhook", "run", "manual", "bulk"]
 assert set(STATUSES) == set(DeliveryStatus.__args__)  # type: ignore[attr-defined]
@@ -70,7 +86,7 @@ async def list_events(
 
 
 @router.get("/events/{event_id}", summary="One stored webhook, with its deliveries")
-async def get_event(event_id: int, session: SessionDep, _: OpsAuthDep) -> EventDetail:
+async def get_event(event_id: RowId, session: SessionDep, _: OpsAuthDep) -> EventDetail:
     event = await session.get(WebhookEvent, event_id)
     if event is None:
         raise NotFoundError(f"no event {event_id}")
@@ -93,8 +109,10 @@ async def list_deliveries(
     session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
     distribution_id: uuid.UUID | None = None, status: DeliveryStatus | None = None,
     braze_user_key: Annotated[str | None, Query(description="e.g. external_id:u-1")] = None,
-    trigger: DeliveryTrigger | None = None, event_id: int | None = None,
-    run_id: int | None = None, since: Since = None, until: Until = None,
+    trigger: DeliveryTrigger | None = None,
+    event_id: Annotated[int | None, Query(ge=1, le=repository.BIGINT_MAX)] = None,
+    run_id: Annotated[int | None, Query(ge=1, le=repository.BIGINT_MAX)] = None,
+    since: Since = None, until: Until = None,
 ) -> Page[DeliverySummary]:  # fmt: skip
     _window(since, until)
     query = repository.deliveries_query(
@@ -107,7 +125,7 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", summary="One delivery, with every attempt")
-async def get_delivery(delivery_id: int, session: SessionDep, _: OpsAuthDep) -> DeliveryDetail:
+async def get_delivery(delivery_id: RowId, session: SessionDep, _: OpsAuthDep) -> DeliveryDetail:
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None:
         raise NotFoundError(f"no delivery {delivery_id}")
@@ -140,7 +158,7 @@ class ReplayQueued(BaseModel):
     summary="Send a settled delivery again (recorded as a replay by this token)",
 )
 async def replay_one(
-    delivery_id: int,
+    delivery_id: RowId,
     request: Request,
     session: SessionDep,
     principal: OpsWriterDep,
@@ -158,7 +176,7 @@ async def replay_one(
 
 @router.get("/braze-requests/{request_id}", summary="One Braze call and the deliveries it carried")
 async def get_braze_request(
-    request_id: int, session: SessionDep, _: OpsAuthDep
+    request_id: RowId, session: SessionDep, _: OpsAuthDep
 ) -> BrazeRequestDetail:
     request = await session.get(BrazeRequest, request_id)
     if request is None:

@@ -7,15 +7,16 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.db.session import SessionDep
+from app.errors import OPS_ERROR_RESPONSES
 from app.ops import repository as audit
 from app.ops.auth import OpsAuthDep, OpsWriterDep
-from app.ops.routes import Cursor, Limit
+from app.ops.routes import Cursor, Limit, RowId
 from app.ops.schemas import Page
 from app.runs import repository, service
 from app.runs.models import Run
 from app.runs.schemas import RunCreate, RunDetail, RunStatus, RunSummary
 
-router = APIRouter(prefix="/api/v1", tags=["runs"])
+router = APIRouter(prefix="/api/v1", tags=["runs"], responses=OPS_ERROR_RESPONSES)
 
 
 @router.post(
@@ -43,12 +44,12 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}", summary="One run and its progress")
-async def get_run(run_id: int, session: SessionDep, _: OpsAuthDep) -> RunDetail:
+async def get_run(run_id: RowId, session: SessionDep, _: OpsAuthDep) -> RunDetail:
     run = await service.get_or_404(session=session, run_id=run_id)
     return await service.detail(session=session, run=run)
 
 
 @router.post("/runs/{run_id}/cancel", summary="Stop a run that has not started yet")
-async def cancel_run(run_id: int, session: SessionDep, principal: OpsWriterDep) -> RunDetail:
+async def cancel_run(run_id: RowId, session: SessionDep, principal: OpsWriterDep) -> RunDetail:
     run = await service.cancel(session=session, run_id=run_id, principal=principal)
     return await service.detail(session=session, run=run)

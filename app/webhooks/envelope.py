@@ -37,9 +37,16 @@ class Envelope:
 MAX_ID_LENGTH = 100  # the inbox columns; Voucherify's ids are ~25 characters
 
 
+def _given(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
 def _text(value: Any, limit: int = 255) -> str | None:
-    """A non-empty string that fits its column, else None (these are search keys, not data)."""
-    return value if isinstance(value, str) and value and len(value) <= limit else None
+    """A non-empty string that fits its column, else None (these are search keys, not data).
+    Postgres text cannot hold the NUL character: a key with one is no key."""
+    if isinstance(value, str) and value and len(value) <= limit and "\x00" not in value:
+        return value
+    return None
 
 
 def parse(raw: bytes) -> Envelope:
@@ -55,12 +62,12 @@ def parse(raw: bytes) -> Envelope:
             "in Voucherify (Project settings > Webhooks)"
         )
     event, source = body.get("event"), body.get("source")
-    if not isinstance(event, dict) or not _text(event.get("type")) or not _text(event.get("id")):
+    if not isinstance(event, dict) or not _given(event.get("type")) or not _given(event.get("id")):
         raise EnvelopeError(
             "not a Voucherify v2024-01-01 envelope: event.id and event.type are required "
             "(for distribution webhooks, keep the default payload: no raw payload, all fields)"
         )
-    if not isinstance(source, dict) or not _text(source.get("id")):
+    if not isinstance(source, dict) or not _given(source.get("id")):
         raise EnvelopeError("not a Voucherify v2024-01-01 envelope: source.id is required")
     for name, value in (
         ("event.id", event["id"]),
@@ -69,6 +76,8 @@ def parse(raw: bytes) -> Envelope:
     ):
         if len(value) > MAX_ID_LENGTH:
             raise EnvelopeError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+        if "\x00" in value:
+            raise EnvelopeError(f"{name} contains the NUL character")
     if "data" in body and not isinstance(body["data"], dict):
         raise EnvelopeError("not a Voucherify v2024-01-01 envelope: data must be an object")
 

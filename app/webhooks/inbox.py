@@ -291,7 +291,7 @@ def _columns(
             envelope.project_id, envelope.event_type, envelope.customer_id,
             envelope.customer_source_id, envelope.occurred_at, pending.raw_body,
             _envelope_json(pending.raw_body), pending.signature, outcome,
-            len(deliveries), orjson.dumps(deliveries).decode(),
+            len(deliveries), _jsonb_text(orjson.dumps(deliveries).decode()),
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
@@ -309,8 +309,12 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 
 def _envelope_json(raw_body: bytes) -> str:
     """The parsed envelope for the jsonb column: the received text itself when it can be."""
-    text = raw_body.decode("utf-8")  # the parser accepted it: it is UTF-8
-    # Postgres jsonb refuses the NUL character; the raw body keeps it, the envelope drops it.
+    # The parser accepted it: it is UTF-8. The raw body keeps any NUL; the envelope drops it.
+    return _jsonb_text(raw_body.decode("utf-8"))
+
+
+def _jsonb_text(text: str) -> str:
+    # Postgres jsonb refuses the NUL character (\u0000 in JSON text).
     return text.replace("\\u0000", "") if "\\u0000" in text else text
 
 

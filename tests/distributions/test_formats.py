@@ -51,6 +51,15 @@ def test_null_stays_null(fmt: str) -> None:
         ("integer", "twelve"),
         ("boolean", "maybe"),
         ("string", {"nested": True}),
+        # Found by the property tests: these raised other errors, or gave infinity.
+        ("integer", "²"),
+        ("integer", "--1"),
+        ("integer", 2**63),
+        ("minor_units_to_decimal", "sNaN"),
+        ("minor_units_to_decimal", "Infinity"),
+        ("minor_units_to_decimal", "1e999"),
+        ("iso_datetime", "0001-01-01T00:00:00+01:00"),
+        ("date", "9999-12-31T23:59:59-01:00"),
     ],
 )
 def test_values_that_do_not_fit_the_format_are_refused(fmt: str, value: Any) -> None:

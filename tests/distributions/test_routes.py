@@ -118,6 +118,14 @@ async def test_delete_is_soft_and_frees_the_name(client: httpx.AsyncClient) -> N
     await create(client)  # the name is free again
 
 
+async def test_a_body_that_is_not_json_gets_the_one_error_shape(client: httpx.AsyncClient) -> None:
+    headers = {**WRITER, "content-type": "application/json"}
+    answer = await client.post("/api/v1/distributions", content=b'{"\x80"}', headers=headers)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_request"
+    missing = await client.get("/api/v1/no-such-thing", headers=WRITER)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
 async def test_unknown_distribution_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{BASE}/6f1c1b8e-0000-4000-8000-000000000000", headers=READER)
     assert response.status_code == 404

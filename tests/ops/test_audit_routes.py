@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -152,6 +153,27 @@ async def test_bad_queries_get_clear_errors(client: httpx.AsyncClient) -> None:
         "/api/v1/braze-requests/999999",
     ):
         assert (await client.get(url, headers=READER)).status_code == 404
+
+
+async def test_a_window_without_a_zone_is_utc(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await event(session, 1)  # received T0 + 1 min
+    window = {"since": "2026-03-10T09:00:00", "until": "2026-03-10T09:02:00Z"}
+    answer = await client.get("/api/v1/events", params=window, headers=READER)
+    assert answer.status_code == 200 and [
+        e["voucherify_event_id"] for e in answer.json()["items"]
+    ] == ["ev1"]
+
+
+async def test_ids_beyond_postgres_bigint_get_422_not_500(client: httpx.AsyncClient) -> None:
+    huge = str(2**63)
+    for url in ("/api/v1/events/" + huge, "/api/v1/deliveries/" + huge, "/api/v1/braze-requests/0"):
+        assert (await client.get(url, headers=READER)).status_code == 422
+    cursor = base64.urlsafe_b64encode(huge.encode()).decode()
+    for params in ({"event_id": huge}, {"cursor": cursor}):
+        answer = await client.get("/api/v1/deliveries", params=params, headers=READER)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "validation_error"
 
 
 async def test_the_audit_trail_needs_a_token(client: httpx.AsyncClient) -> None:

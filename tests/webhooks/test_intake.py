@@ -112,6 +112,22 @@ async def test_resolved_attributes_are_stored_on_the_delivery(
     assert delivery.event_time is not None
 
 
+async def test_nul_characters_are_stored_without_a_500(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # Found by the property tests: Postgres text and jsonb refuse NUL, which JSON allows.
+    await add_distribution(session)
+    body = sample("customer.segment.entered")
+    body["data"]["voucher"]["code"] = "WELCOME\x00"
+    body["data"]["customer"]["id"] = "cust\x00"
+    assert (await post(client, body)).status_code == 202
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert delivery.attributes is not None and delivery.attributes["welcome_code"] == "WELCOME"
+    body["event"]["id"] = "evt\x00"
+    refused = await post(client, body)
+    assert refused.status_code == 400 and "NUL" in refused.json()["error"]["message"]
+
+
 async def test_one_delivery_per_matching_distribution(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
