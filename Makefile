@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Rebuilt when the dependencies change: a fresh clone gets .venv on first use.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format lock migrate bench clean
+.PHONY: run test lint format lock migrate bench soak clean
 
 run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless DATABASE_URL is set)
 	$(BIN)/voucher-relay serve
@@ -26,8 +26,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Benchmarks against same-run baselines (a few minutes); writes bench/results.json
+bench: $(STAMP) ## Benchmarks against same-run baselines (~15 min; BENCH_SCALE=0.1 for a quick one)
 	$(BIN)/python -m bench.run
+
+soak: $(STAMP) ## Faults, kills and restarts with 2 APIs and 2 workers (~6 min; SOAK_SCALE=0.1: ~2 min)
+	$(BIN)/python -m bench.soak
 
 migrate: $(STAMP) ## Upgrade the database schema to the newest revision
 	$(BIN)/voucher-relay migrate

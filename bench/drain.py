@@ -27,7 +27,7 @@ from bench.harness import (
 
 KEY = "bench-braze-key"
 
-_FILL = """
+FILL = """
 WITH d AS (
     INSERT INTO distributions (name, triggers, code_source, identity, mapping)
     VALUES ('bench', '{customer.segment.entered}', '{"type": "event"}', '{}', '[]') RETURNING id
@@ -105,7 +105,7 @@ def run(*, users: int = 100_000, concurrency: int = 8, latency_ms: int = 50) -> 
 
         with private_postgres() as url:
             database = plain_url(url)
-            asyncio.run(_execute(database, _FILL, users))
+            asyncio.run(execute(database, FILL, users))
             worker_env = {
                 "DATABASE_URL": database, "BRAZE_REST_URL": braze_url, "BRAZE_API_KEY": KEY,
                 "BRAZE_CONCURRENCY": str(concurrency), "BRAZE_RATE_LIMIT_REQUESTS": "3000",
@@ -158,7 +158,7 @@ async def _fetch(url: str, sql: str) -> float:
         await connection.close()
 
 
-async def _execute(url: str, sql: str, *args: Any) -> None:
+async def execute(url: str, sql: str, *args: Any) -> None:
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(sql, *args)

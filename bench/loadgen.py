@@ -51,6 +51,27 @@ def webhook_factory(template: dict[str, Any], secret: bytes) -> Callable[[int], 
     return make
 
 
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, host: str, path: str,
+    body: bytes, signature: str,
+) -> int:  # fmt: skip
+    """Post one signed webhook on a keep-alive connection; its status (0: no status line)."""
+    writer.write(
+        (
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"x-voucherify-signature: {signature}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+    )
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return int(status_line.split()[1]) if status_line else 0
+
+
 async def _connection(
     host: str, port: int, path: str, make: Callable[[int], tuple[bytes, str]],
     counter: list[int], deadline: float, result: LoadResult,
@@ -60,20 +81,10 @@ async def _connection(
         while time.monotonic() < deadline:
             counter[0] += 1
             body, signature = make(counter[0])
-            request = (
-                f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                f"x-voucherify-signature: {signature}\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
             started = time.perf_counter()
-            writer.write(request)
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            status = await exchange(reader, writer, host=host, path=path, body=body,
+                                    signature=signature)  # fmt: skip
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            status = int(status_line.split()[1]) if status_line else 0
             result.statuses[status] = result.statuses.get(status, 0) + 1
             result.requests += 1
             if status >= 400 or status == 0:

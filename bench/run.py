@@ -15,9 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import drain, intake
+from bench import drain, e2e, intake, memory
 
 RESULTS = Path(__file__).parent / "results.json"
+# Runs at another scale or of some scenarios only: not the figures the README quotes.
+PARTIAL_RESULTS = Path(__file__).parent / "results-partial.json"
+SCENARIOS = ("intake", "drain", "e2e", "memory")
 
 
 def machine() -> str:
@@ -36,7 +39,7 @@ def machine() -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = [("scenario", "voucher-relay", "baseline", "ratio", "target")]
+    rows: list[tuple[str, ...]] = [("scenario", "voucher-relay", "baseline", "ratio", "target")]
     i = results.get("intake")
     if i:
         relay, base = i["relay"], i["baseline"]
@@ -68,28 +71,84 @@ def table(results: dict[str, Any]) -> str:
             ("drain Postgres CPU per request", f"{relay['postgres_cpu_ms_per_request']:.1f} ms",
              "", "", ""),
         ]  # fmt: skip
+    rows += _e2e_rows(results.get("e2e")) + _memory_rows(results.get("memory"))
     widths = [max(len(str(row[c])) for row in rows) for c in range(len(rows[0]))]
     lines = [" | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="voucher-relay benchmarks")
-    parser.add_argument("--seconds", type=float, default=20, help="intake load duration per run")
-    parser.add_argument("--drain-users", type=int, default=100_000, help="deliveries to drain")
-    args = parser.parse_args()
+def _e2e_rows(e: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not e:
+        return []
+    rss = e["peak_rss_mb"]
+    return [
+        (f"e2e {e['webhooks']:,} webhooks, {e['users']:,} users: to last attribute",
+         f"{e['seconds_to_last_attribute']:.1f} s", "", "", ""),
+        ("e2e throughput (webhooks to Braze)", f"{e['webhooks_per_s']:.0f}/s",
+         f"{e['intake_rps']:.0f}/s intake", "", ""),
+        ("e2e Braze requests", str(e["braze_requests"]), str(e["minimum_requests"]),
+         f"{e['braze_requests'] / e['minimum_requests']:.2f}", "minimum"),
+        ("e2e attributes sent / changed", str(e["attributes_sent"]),
+         str(e["attributes_changed"]), f"{e['attributes_sent'] / e['attributes_changed']:.2f}",
+         "<= 1.00"),
+        ("e2e users with every final value", f"{e['users_correct']:,}", f"{e['users']:,}", "",
+         "all"),
+        ("e2e peak RSS api / worker / emulator",
+         f"{rss['api']:.0f} / {rss['worker']:.0f} / {rss['emulator']:.0f} MB", "", "", ""),
+    ]  # fmt: skip
 
+
+def _memory_rows(m: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not m:
+        return []
+    small, large = m["small"], m["large"]
+    drained = "" if large["drained"] == large["pending"] else f" ({large['drained']:,} drained)"
+    return [
+        (f"worker peak RSS, {large['pending']:,} pending{drained}",
+         f"{large['worker_peak_rss_mb']:.0f} MB",
+         f"{small['worker_peak_rss_mb']:.0f} MB at {small['pending']:,}",
+         f"{m['rss_ratio']:.2f}", "flat (<= 1.10)"),
+        (f"drain of {large['pending']:,} pending", f"{large['deliveries_per_s']:.0f}/s", "", "",
+         ""),
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="voucher-relay benchmarks. BENCH_SCALE (default 1) scales every size and "
+        "duration, e.g. BENCH_SCALE=0.1 for a quick check; BENCH_ONLY=e2e,memory runs some."
+    )
+    parser.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", 1)))
+    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(SCENARIOS)),
+                        help=f"comma separated, among {', '.join(SCENARIOS)}")  # fmt: skip
+    args = parser.parse_args()
+    scale, only = args.scale, [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+
+    scenarios = {
+        "intake": lambda: intake.run(seconds=max(2.0, 20 * scale)),
+        "drain": lambda: drain.run(users=int(100_000 * scale)),
+        "e2e": lambda: e2e.run(users=int(20_000 * scale), webhooks=int(50_000 * scale)),
+        "memory": lambda: memory.run(small=int(10_000 * scale), large=int(1_000_000 * scale),
+                                     max_seconds=max(60.0, 300 * scale)),
+    }  # fmt: skip
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "intake": intake.run(seconds=args.seconds),
-        "drain": drain.run(users=args.drain_users),
+        "scale": scale,
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"voucher-relay benchmarks, {results['date']}, {results['machine']}\n")
+    for name in SCENARIOS:
+        if name in only:
+            results[name] = scenarios[name]()
+            results[f"{name}_load_average"] = os.getloadavg()[0]
+    path = RESULTS if scale == 1 and len(only) == len(SCENARIOS) else PARTIAL_RESULTS
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"voucher-relay benchmarks, {results['date']}, {results['machine']}, scale {scale:g}\n")
     print(table(results))
-    print(f"\nfull results: {RESULTS}")
+    print(f"\nfull results: {path}")
     return 0
 
 

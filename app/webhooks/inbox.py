@@ -98,6 +98,9 @@ CONNECTION_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # A connection the server cut (fast shutdown) while idle in the pool can fail its next
+    # statement with this instead of a connection error (seen by `make soak`).
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -183,15 +186,15 @@ class Inbox:
                 try:
                     await self._write(batch)
                 except CONNECTION_ERRORS as again:
-                    unavailable = DatabaseUnavailableError(
-                        "the database is unavailable; retry later"
-                    )
-                    _fail(batch, unavailable, again)
+                    _fail(batch, _unavailable(), again)
             except Exception:
                 # One bad event must not fail the others: store them one by one.
                 for pending in batch:
                     try:
                         await self._write([pending])
+                    except CONNECTION_ERRORS as exc:
+                        # The database went away meanwhile: 503, so that Voucherify retries.
+                        _fail([pending], _unavailable(), exc)
                     except Exception as exc:
                         logger.exception("could not store webhook %s", pending.envelope.event_id)
                         _fail([pending], exc, exc)
@@ -270,6 +273,10 @@ class Inbox:
                 reset=_keep_session,
             )
         return self._pool
+
+
+def _unavailable() -> DatabaseUnavailableError:
+    return DatabaseUnavailableError("the database is unavailable; retry later")
 
 
 def _fail(batch: list[_Pending], error: BaseException, cause: BaseException) -> None:
