@@ -29,6 +29,9 @@ class DueDelivery:
     attributes: Mapping[str, Any]
     event_time: datetime | None
     force: bool = False
+    # Claimed again after its lease expired: it may have reached Braze unrecorded (a worker
+    # killed, a database gone while recording), so attribute_state may lag Braze for its user.
+    recovered: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ class Plan:
     # Per delivery, the attributes left out: {"unchanged": [...], "stale": [...]}.
     omitted: dict[int, dict[str, list[str]]] = field(default_factory=dict)
     data_points_saved: int = 0
+    # Values left out as unchanged, from an event newer than the one attribute_state knows:
+    # (user, attribute, value, event time, delivery id), to be remembered with that newer time
+    # so that a retry of an older event in between is refused as stale, not sent.
+    confirmed: list[tuple[str, str, Any, datetime | None, int]] = field(default_factory=list)
 
 
 def _newest_last(delivery: DueDelivery) -> tuple[bool, datetime | None, int]:
@@ -99,14 +106,21 @@ def _plan_user(
                 candidates[name] = (value, delivery.event_time, delivery)
 
     update = UserUpdate(user_key, obj, [d.id for d in group])
+    # What Braze has is uncertain after an unrecorded send: send every value again.
+    uncertain = any(d.recovered for d in group)
     left_out: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for name, (value, event_time, delivery) in candidates.items():
         current = known.get((user_key, name))
         if current is not None and _older(event_time, current.event_time):
             left_out[delivery.id][STALE].append(name)
-        elif current is not None and current.value == value and not delivery.force:
+        elif (
+            current is not None and current.value == value and not delivery.force
+            and not uncertain
+        ):  # fmt: skip
             left_out[delivery.id][UNCHANGED].append(name)
             result.data_points_saved += 1
+            if _older(current.event_time, event_time):
+                result.confirmed.append((user_key, name, value, event_time, delivery.id))
         else:
             obj[name] = value
             update.sources[name] = (event_time, delivery.id)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -61,13 +62,15 @@ UPDATE deliveries AS d SET
     status = 'in_flight', leased_by = $2, updated_at = clock_timestamp(),
     lease_expires_at = clock_timestamp() + $3 * interval '1 second'
 FROM (
-    SELECT due.id FROM unnest($1::text[]) AS k(key)
+    SELECT due.id, due.status = 'in_flight' AS recovered FROM unnest($1::text[]) AS k(key)
     CROSS JOIN LATERAL (
-        SELECT d.id FROM deliveries AS d WHERE d.braze_user_key = k.key AND {_DUE} OFFSET 0
+        SELECT d.id, d.status FROM deliveries AS d
+        WHERE d.braze_user_key = k.key AND {_DUE} OFFSET 0
     ) AS due
 ) AS picked
 WHERE d.id = picked.id AND {_DUE}
-RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts
+RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts,
+    picked.recovered
 """
 _KNOWN = """
 SELECT s.braze_user_key, s.attribute, s.value, s.event_time
@@ -174,7 +177,14 @@ class DeliveryQueue:
                 return Claimed([], {}), {}
             rows = await connection.fetch(_CLAIM, keys, self.worker_id, self._lease_seconds)
         deliveries = [
-            DueDelivery(r["id"], r["braze_user_key"], r["attributes"], r["event_time"], r["force"])
+            DueDelivery(
+                r["id"],
+                r["braze_user_key"],
+                r["attributes"],
+                r["event_time"],
+                r["force"],
+                r["recovered"],
+            )
             for r in rows
         ]
         claimed = Claimed(deliveries, {r["id"]: r["attempts"] for r in rows})
@@ -225,9 +235,11 @@ class DeliveryQueue:
         updates: Sequence[UserUpdate],
         omitted: dict[int, dict[str, list[str]]],
         skip_reasons: dict[int, str] | None = None,
+        confirmed: Sequence[tuple[str, str, Any, datetime | None, int]] = (),
     ) -> None:
         """In one transaction: the Braze request, each delivery's new state and attempt row,
-        and the attribute state of what Braze accepted."""
+        and the attribute state of what Braze accepted (and of the unchanged values a newer
+        event `confirmed`)."""
         skip_reasons = skip_reasons or {}
         delivered = {c.delivery_id for c in changes if c.status == "delivered"}
         async with self.pool.acquire() as connection, connection.transaction():
@@ -249,6 +261,10 @@ class DeliveryQueue:
                 request_id,
             )  # fmt: skip
             remember = _remembered(updates, delivered)
+            for user_key, attribute, value, event_time, delivery_id in confirmed:
+                row = (user_key, attribute, json.dumps(value), event_time, delivery_id)
+                for column, item in zip(remember, row, strict=True):
+                    column.append(item)  # type: ignore[attr-defined]
             if remember[0]:
                 await connection.execute(_REMEMBER, *remember)
 

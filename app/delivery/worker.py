@@ -211,7 +211,7 @@ class Worker:
         self.stats.data_points_saved += plan.data_points_saved
         if plan.data_points_saved:
             DATA_POINTS_SAVED.inc(plan.data_points_saved)
-        if plan.skipped:
+        if plan.skipped or plan.confirmed:
             await self._record_skipped(plan)
         batches = split_into_batches(
             [u.object for u in plan.updates], max_objects=self.config.batch_size,
@@ -318,7 +318,7 @@ class Worker:
         self.stats.skipped += len(changes)
         await self.queue.record(
             call=None, started_at=datetime.now(UTC), changes=changes, updates=[],
-            omitted=plan.omitted, skip_reasons=plan.skipped,
+            omitted=plan.omitted, skip_reasons=plan.skipped, confirmed=plan.confirmed,
         )  # fmt: skip
 
     def _count(self, changes: list[DeliveryChange]) -> None:

@@ -80,3 +80,25 @@ def test_update_existing_only_holds_when_every_delivery_asks_for_it() -> None:
         {},
     )
     assert one.updates[0].object["_update_existing_only"] is False
+
+
+def test_an_unchanged_value_from_a_newer_event_is_confirmed_with_its_time() -> None:
+    # Found by `make soak`: left out without a trace, the newer event's time was lost, and a
+    # retry of an event in between later overwrote the value at Braze.
+    known = {("external_id:mia", "amount"): KnownValue(4497, NOW)}
+    result = plan([due(7, "mia", 2, amount=4497)], known)
+    assert result.skipped == {7: "unchanged"}
+    assert result.confirmed == [("external_id:mia", "amount", 4497, NOW + timedelta(minutes=2), 7)]
+
+
+def test_a_recovered_delivery_sends_values_attribute_state_calls_unchanged() -> None:
+    # Found by `make soak`: a delivery whose lease expired may have reached Braze unrecorded,
+    # so what attribute_state says Braze has is not to be trusted for its user.
+    known = {("external_id:mia", "amount"): KnownValue(4497, NOW)}
+    recovered = DueDelivery(
+        8, "external_id:mia", {"external_id": "mia", "amount": 1999}, NOW + timedelta(minutes=1),
+        recovered=True,
+    )  # fmt: skip
+    result = plan([recovered, due(9, "mia", 2, amount=4497)], known)
+    assert result.updates[0].object == {"external_id": "mia", "amount": 4497}
+    assert result.confirmed == []

@@ -1,0 +1,69 @@
+"""attribute_state keeps Braze's values right when sends fail, are retried or go unrecorded.
+
+Both cases were found by `make soak` (bench/soak.py): users whose final value at Braze was an
+older event's, because a value repeated by a newer event was left out as unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from tests.delivery.conftest import Emulator, WorkerFactory, drain, enqueue
+
+NOW = datetime.now(UTC)
+
+
+def _amount(emulator: Emulator) -> object:
+    return emulator.state.profiles_snapshot()["external_id:mia"]["amount"]
+
+
+async def test_a_retried_older_event_does_not_overwrite_a_value_a_newer_event_repeated(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker(schedule="1h")
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=3))
+    await drain(worker)
+    emulator.state.faults.fail_next(1, status=500)
+    (middle,) = await enqueue(
+        pool, [("mia", {"amount": 1999})], event_time=NOW - timedelta(minutes=2)
+    )
+    await worker.cycle()  # 500: retried in an hour
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))
+    await worker.cycle()  # Braze has 4497 already: left out as unchanged
+
+    await pool.execute("UPDATE deliveries SET next_attempt_at = now() WHERE id = $1", middle)
+    await drain(worker)
+    assert _amount(emulator) == 4497
+    row = await pool.fetchrow("SELECT status, skip_reason FROM deliveries WHERE id = $1", middle)
+    assert (row["status"], row["skip_reason"]) == ("skipped", "stale")
+
+
+async def test_after_an_unrecorded_send_a_repeated_value_is_sent_again(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker()
+    first = NOW - timedelta(minutes=3)
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=first)
+    await drain(worker)
+    (middle,) = await enqueue(
+        pool, [("mia", {"amount": 1999})], event_time=NOW - timedelta(minutes=2)
+    )
+    await drain(worker)
+    assert _amount(emulator) == 1999
+    # What a worker SIGKILLed between Braze's answer and recording it leaves behind: the
+    # delivery in flight under an expired lease, attribute_state as before the send.
+    await pool.execute(
+        "UPDATE deliveries SET status = 'in_flight', leased_by = 'killed',"
+        " lease_expires_at = now() - interval '1 second', delivered_at = NULL WHERE id = $1",
+        middle,
+    )
+    await pool.execute(
+        "UPDATE attribute_state SET value = '4497', event_time = $1 WHERE attribute = 'amount'",
+        first,
+    )
+
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))
+    await drain(worker)
+    assert _amount(emulator) == 4497
