@@ -88,7 +88,7 @@ def _e2e_rows(e: dict[str, Any] | None) -> list[tuple[str, ...]]:
         ("e2e throughput (webhooks to Braze)", f"{e['webhooks_per_s']:.0f}/s",
          f"{e['intake_rps']:.0f}/s intake", "", ""),
         ("e2e Braze requests", str(e["braze_requests"]), str(e["minimum_requests"]),
-         f"{e['braze_requests'] / e['minimum_requests']:.2f}", "minimum"),
+         f"{e['braze_requests'] / e['minimum_requests']:.2f}", ""),
         ("e2e attributes sent / changed", str(e["attributes_sent"]),
          str(e["attributes_changed"]), f"{e['attributes_sent'] / e['attributes_changed']:.2f}",
          "<= 1.00"),

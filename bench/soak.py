@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -83,10 +83,9 @@ def main() -> int:
     args = parser.parse_args()
     config = SoakConfig.scaled(args.scale)
     if args.webhooks:
-        config = SoakConfig(**{**vars(config), "webhooks": args.webhooks,
-                               "users": max(20, args.webhooks // 5)})  # fmt: skip
+        config = replace(config, webhooks=args.webhooks, users=max(20, args.webhooks // 5))
     if args.outage_seconds:
-        config = SoakConfig(**{**vars(config), "outage_seconds": args.outage_seconds})
+        config = replace(config, outage_seconds=args.outage_seconds)
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     folder = Path(tempfile.mkdtemp(prefix="vr-soak-"))
