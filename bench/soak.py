@@ -70,7 +70,7 @@ class _Interrupted(Exception):
     pass
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Interrupted
 
 
@@ -87,7 +87,9 @@ def main() -> int:
     if args.outage_seconds:
         config = replace(config, outage_seconds=args.outage_seconds)
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Explicit for both: a soak started in the background ignores SIGINT otherwise.
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     folder = Path(tempfile.mkdtemp(prefix="vr-soak-"))
     cluster = Cluster(folder)
     report: Report | None = None
