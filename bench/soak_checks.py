@@ -53,6 +53,9 @@ def check(
     stored = {(r[0], r[1]) for r in query(
         database, "SELECT voucherify_event_id, source_id FROM webhook_events")}  # fmt: skip
     statuses = status_counts(database)
+    unmatched = query(database, "SELECT count(*) FROM webhook_events WHERE outcome <> 'matched'")[
+        0
+    ][0]
     per_event = query(
         database, "SELECT count(*) FROM deliveries GROUP BY event_id HAVING count(*) > 1"
     )
@@ -81,6 +84,7 @@ def check(
         "acknowledged but missing from webhook_events": len(acked - stored),
         "deliveries by status": dict(sorted(statuses.items())),
         "skipped by reason": skipped,
+        "events stored without a matching distribution": unmatched,
         "events with more than one delivery": len(per_event),
         "Braze emulator answers": dict(sorted(answers.items())),
         "faults injected": chaos,
@@ -93,6 +97,7 @@ def check(
     )
     left = statuses.get("pending", 0) + statuses.get("in_flight", 0)
     report.fail_unless(not left, f"{left} deliveries still pending or in flight")
+    report.fail_unless(not unmatched, f"{unmatched} events stored unmatched (no delivery)")
     report.fail_unless(not per_event, f"{len(per_event)} events got more than one delivery")
     report.fail_unless(not mismatches, f"final values wrong at Braze, e.g. {mismatches[:3]}")
     report.fail_unless(not stale, f"older values overwrote newer ones, e.g. {stale[:3]}")

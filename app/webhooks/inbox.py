@@ -253,8 +253,11 @@ class Inbox:
 
     async def _reload(self, connection: asyncpg.Connection) -> None:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
-            self._fingerprint = await connection.fetchval(_FINGERPRINT)
-            self._distributions = list(_matchable(await connection.fetch(_LOAD)))
+            fingerprint = await connection.fetchval(_FINGERPRINT)
+            distributions = list(_matchable(await connection.fetch(_LOAD)))
+        # Both at once: a writer planning while this one awaited the load would otherwise pass
+        # the freshness check with the old list (seen by `make soak`: events stored unmatched).
+        self._fingerprint, self._distributions = fingerprint, distributions
         logger.info("distributions reloaded: %d active", len(self._distributions))
 
     async def _get_pool(self) -> asyncpg.Pool:
