@@ -52,7 +52,7 @@ RETURNING d.id, d.distribution_id, d.event_id, d.attempts
 """
 # A run's delivery has no event: it carries its own envelope and is keyed by its run.
 _CONTEXT = """
-SELECT d.id, d.distribution_id, d.run_id, coalesce(e.envelope, d.context) AS envelope,
+SELECT d.id, d.distribution_id, d.run_id, e.raw_body, d.context,
        e.voucherify_event_id,
        x.name, x.description, x.triggers, x.filters, x.code_source, x.identity, x.consent,
        x.mapping, x.action, x.update_existing_only, x.status
@@ -133,9 +133,9 @@ class Publisher:
         return len(rows)
 
     async def _complete(self, row: asyncpg.Record, attempts: int) -> Outcome:
-        if row["envelope"] is None:
+        envelope = orjson.loads(row["raw_body"]) if row["raw_body"] is not None else row["context"]
+        if envelope is None:
             return Outcome("failed", "failed", "the event is no longer stored (retention)")
-        envelope = row["envelope"]
         config = DistributionConfig.model_validate({k: row[k] for k in _CONFIG_FIELDS})
         event_key = row["voucherify_event_id"]
         if row["run_id"] is not None:

@@ -21,7 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery, DeliveryAttempt
@@ -171,13 +170,9 @@ def _note(session: AsyncSession, replay: Replay, delivery: Delivery | None, reas
 
 
 def _envelope(event: WebhookEvent) -> tuple[envelope_parser.Envelope | None, str]:
-    if event.raw_body is not None:
-        raw = event.raw_body
-    elif event.envelope is not None:
-        raw = orjson.dumps(event.envelope)
-    else:
+    if event.raw_body is None:
         return None, EVENT_BODY_PRUNED
     try:
-        return envelope_parser.parse(raw), ""
+        return envelope_parser.parse(event.raw_body), ""
     except envelope_parser.EnvelopeError:
         return None, EVENT_UNPARSABLE

@@ -90,8 +90,8 @@ async def get_event(event_id: RowId, session: SessionDep, _: OpsAuthDep) -> Even
     event = await session.get(WebhookEvent, event_id)
     if event is None:
         raise NotFoundError(f"no event {event_id}")
-    envelope = event.envelope
-    if envelope is None and event.raw_body is not None:
+    envelope = None
+    if event.raw_body is not None:
         try:
             envelope = orjson.loads(event.raw_body)
         except orjson.JSONDecodeError:

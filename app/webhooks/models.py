@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Identity, Integer, LargeBinary, String, func
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.schema import Index, UniqueConstraint
 
@@ -30,9 +28,9 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
-    # Exactly the bytes received (signatures are checked over them); pruned by retention.
+    # Exactly the bytes received (signatures are checked over them), stored once: the
+    # envelope's fields are the columns above, and readers parse this for the whole body.
     raw_body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    envelope: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     signature_result: Mapped[str] = mapped_column(String(20), nullable=False)
     outcome: Mapped[str] = mapped_column(String(20), nullable=False)
     deliveries_created: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
