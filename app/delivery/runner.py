@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL
 
 from app.braze.client import BrazeClient
 from app.config import Settings
+from app.db.raw import keep_session
 from app.delivery.gate import BrazeGate, workspace_key
 from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
@@ -42,7 +43,7 @@ async def create_pool(url: URL, *, size: int, connect_timeout: float) -> asyncpg
     pool = await asyncpg.create_pool(
         host=url.query.get("host") or url.host, port=url.port, user=url.username,
         password=url.password, database=url.database, min_size=0, max_size=size,
-        timeout=connect_timeout, init=init,
+        timeout=connect_timeout, init=init, reset=keep_session,
         # Every worker query is an ordered or keyed index lookup. The queue tables change faster
         # than autovacuum analyzes them (a burst fills them in seconds); with stale statistics
         # the planner read the whole queue (sequential or bitmap scans, then a sort) on every

@@ -31,6 +31,7 @@ import asyncpg
 import orjson
 from sqlalchemy.engine import URL
 
+from app.db.raw import keep_session
 from app.distributions.schemas import DistributionConfig
 from app.errors import DatabaseUnavailableError
 from app.webhooks.envelope import Envelope
@@ -278,7 +279,7 @@ class Inbox:
                 max_size=self._pool_size,
                 timeout=self._connect_timeout,
                 init=_init_connection,
-                reset=_keep_session,
+                reset=keep_session,
             )
         return self._pool
 
@@ -311,10 +312,6 @@ def _columns(
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     return columns
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Skip asyncpg's RESET ALL on release: we set no session state, and it costs a round trip."""
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
