@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _braze_call_fits_in_a_lease(self) -> Settings:
+        # A send starts within half the lease of its claim and must end before the lease does,
+        # or another worker could take the same users while the call is still in flight.
+        if self.braze_timeout_seconds >= self.delivery_lease_seconds / 2:
+            raise ValueError(
+                f"BRAZE_TIMEOUT_SECONDS ({self.braze_timeout_seconds:g}) must be less than half "
+                f"of DELIVERY_LEASE_SECONDS ({self.delivery_lease_seconds:g})"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -67,3 +67,12 @@ def test_env_example_documents_every_setting() -> None:
 def test_retention_keeps_at_least_the_resend_window() -> None:
     with pytest.raises(ValidationError):
         Settings(_env_file=None, retention_days=7)
+
+
+def test_a_braze_call_must_fit_in_half_a_lease() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, braze_timeout_seconds=60, delivery_lease_seconds=120)
+    assert "BRAZE_TIMEOUT_SECONDS (60) must be less than half of DELIVERY_LEASE_SECONDS" in str(
+        caught.value
+    )
+    assert Settings(_env_file=None, braze_timeout_seconds=59, delivery_lease_seconds=120)

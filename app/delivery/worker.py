@@ -55,6 +55,9 @@ class Work:
     claimed: Claimed
     plan: coalesce.Plan
     probing: bool
+    # When the leases were taken (event-loop clock): a prefetched batch waits for the one
+    # before it, and must not start a send its lease cannot cover.
+    claimed_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     @property
     def delivery_ids(self) -> list[int]:
@@ -221,7 +224,10 @@ class Worker:
         for batch in batches:
             updates = plan.updates[position : position + len(batch)]
             position += len(batch)
-            await self._send(updates, plan.omitted, work.claimed.attempts, probing=probing)
+            await self._send(
+                updates, plan.omitted, work.claimed.attempts, probing=probing,
+                claimed_at=work.claimed_at,
+            )  # fmt: skip
             probing = False
 
     async def _send(
@@ -231,13 +237,20 @@ class Worker:
         attempts: dict[int, int],
         *,
         probing: bool,
+        claimed_at: float,
     ) -> None:
+        # A send starts within half the lease of the claim, so that the Braze call (its timeout
+        # is below half the lease, see Settings) ends before the lease does and no other worker
+        # can take the same users meanwhile. Time spent waiting behind the previous batch
+        # (pipelining) or at the gate counts.
+        loop = asyncio.get_running_loop()
+        budget = self.config.lease.total_seconds() / 2 - (loop.time() - claimed_at)
         try:
-            await asyncio.wait_for(
-                self.gate.acquire(probing=probing), self.config.lease.total_seconds() / 2
-            )
+            if budget <= 0:
+                raise TimeoutError
+            await asyncio.wait_for(self.gate.acquire(probing=probing), budget)
         except TimeoutError:
-            # Paused or blocked for longer than our lease allows: give the work back.
+            # Paused, blocked or held up for longer than our lease allows: give the work back.
             await self.queue.release([i for u in updates for i in u.delivery_ids])
             return
         started_at = datetime.now(UTC)
@@ -253,7 +266,7 @@ class Worker:
             )  # fmt: skip
             middle = len(updates) // 2
             for half in (updates[:middle], updates[middle:]):
-                await self._send(half, omitted, attempts, probing=False)
+                await self._send(half, omitted, attempts, probing=False, claimed_at=claimed_at)
             return
 
         changes = settle(

@@ -270,3 +270,29 @@ async def test_the_braze_key_never_reaches_the_audit_rows(
         " UNION ALL SELECT row_to_json(g)::text FROM braze_gate g"
     )
     assert rows and not any(BRAZE_KEY in row["t"] for row in rows)
+
+
+async def test_a_prefetched_batch_past_half_its_lease_is_given_back_not_sent(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    # Two batches of 75 users and a 2 s lease. The first worker sends the first batch (1.4 s)
+    # while it holds the second, prefetched: by its turn, more than half of that lease is
+    # gone. Sent anyway, its call would outlive the lease, and a second worker starting at
+    # 2.3 s would take the same users while they are in flight (each reaching Braze twice).
+    # Given back and claimed again, it is sent on a fresh lease the second worker respects.
+    await enqueue(pool, users(150))
+    emulator.state.faults.latency_ms = 1400
+    first, second = await make_worker(lease=2.0), await make_worker(lease=2.0)
+    stop = asyncio.Event()
+    running = [asyncio.create_task(first.run(stop))]
+    await asyncio.sleep(2.3)
+    running.append(asyncio.create_task(second.run(stop)))
+    for _ in range(100):
+        if await statuses(pool) == {"delivered": 150}:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.gather(*running)
+    assert await statuses(pool) == {"delivered": 150}
+    received = emulator.state.requests_snapshot()
+    assert sum(r["object_count"] for r in received) == 150, "each user reached Braze once"
