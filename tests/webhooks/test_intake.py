@@ -341,3 +341,24 @@ async def test_the_documented_fastapi_route_answers_like_the_fast_path(
     finally:
         await session.rollback()  # end its transaction: TRUNCATE would wait for it forever
         await truncate_all(engine)
+
+
+async def test_a_stored_distribution_that_no_longer_validates_does_not_stop_intake(
+    client: httpx.AsyncClient, session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add_distribution(session, name="good", filters={}, consent=None)
+    await add_distribution(session, name="broken", filters={}, consent=None)
+    # As a hand edit (or a rule tightened by an upgrade) could leave it: no code mapped.
+    await session.execute(
+        update(Distribution).where(Distribution.name == "broken").values(mapping=[])
+    )
+    await session.commit()
+
+    response = await post(client, sample("customer.segment.entered"))
+
+    assert response.status_code == 202, response.text
+    assert response.json()["deliveries"] == 1
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    good = await session.execute(select(Distribution).where(Distribution.name == "good"))
+    assert delivery.distribution_id == good.scalar_one().id
+    assert "is not valid and matches nothing until it is fixed" in caplog.text
