@@ -40,6 +40,8 @@ class KnownValue:
 
     value: Any
     event_time: datetime | None
+    # A send after this value failed with an unknown outcome: Braze may hold another value.
+    uncertain: bool = False
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _plan_user(
             left_out[delivery.id][STALE].append(name)
         elif (
             current is not None and current.value == value and not delivery.force
-            and not uncertain
+            and not uncertain and not current.uncertain
         ):  # fmt: skip
             left_out[delivery.id][UNCHANGED].append(name)
             result.data_points_saved += 1

@@ -151,6 +151,9 @@ class AttributeState(Base):
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)
     event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivery_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A later send of this attribute failed with an unknown outcome (timeout, 5xx): Braze may
+    # hold that newer value, so `value` cannot call anything unchanged until a send succeeds.
+    uncertain: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
 from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
 from app.delivery.outcomes import DeliveryChange
@@ -73,7 +74,7 @@ RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempt
     picked.recovered
 """
 _KNOWN = """
-SELECT s.braze_user_key, s.attribute, s.value, s.event_time
+SELECT s.braze_user_key, s.attribute, s.value, s.event_time, s.uncertain
 FROM unnest($1::text[]) AS k(key)
 JOIN LATERAL (SELECT * FROM attribute_state WHERE braze_user_key = k.key) AS s ON true
 """
@@ -128,8 +129,13 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
     AS u(k, a, v, t, id)
 ON CONFLICT (braze_user_key, attribute) DO UPDATE SET
     value = excluded.value, event_time = excluded.event_time,
-    delivery_id = excluded.delivery_id, updated_at = excluded.updated_at
+    delivery_id = excluded.delivery_id, updated_at = excluded.updated_at, uncertain = false
 WHERE s.event_time IS NULL OR excluded.event_time IS NULL OR excluded.event_time >= s.event_time
+"""
+_UNCERTAIN = """
+UPDATE attribute_state AS s SET uncertain = true, updated_at = clock_timestamp()
+FROM unnest($1::text[], $2::text[]) AS u(k, a)
+WHERE s.braze_user_key = u.k AND s.attribute = u.a AND NOT s.uncertain
 """
 
 
@@ -195,7 +201,9 @@ class DeliveryQueue:
                 _KNOWN, sorted({d.braze_user_key for d in deliveries})
             )
         known = {
-            (r["braze_user_key"], r["attribute"]): KnownValue(r["value"], r["event_time"])
+            (r["braze_user_key"], r["attribute"]): KnownValue(
+                r["value"], r["event_time"], r["uncertain"]
+            )
             for r in known_rows
         }
         return claimed, known
@@ -267,6 +275,10 @@ class DeliveryQueue:
                     column.append(item)  # type: ignore[attr-defined]
             if remember[0]:
                 await connection.execute(_REMEMBER, *remember)
+            if call is not None and call.kind is Kind.RETRY:
+                # A timeout or 5xx: Braze may have applied what was sent, or not.
+                sent = [(u.braze_user_key, a) for u in updates for a in u.sources]
+                await connection.execute(_UNCERTAIN, [k for k, _ in sent], [a for _, a in sent])
 
 
 def _remembered(

@@ -102,3 +102,11 @@ def test_a_recovered_delivery_sends_values_attribute_state_calls_unchanged() -> 
     result = plan([recovered, due(9, "mia", 2, amount=4497)], known)
     assert result.updates[0].object == {"external_id": "mia", "amount": 4497}
     assert result.confirmed == []
+
+
+def test_a_value_braze_may_have_replaced_is_sent_even_when_it_looks_unchanged() -> None:
+    # A send of another value after "A" timed out: Braze may hold that one now.
+    known = {("external_id:mia", "code"): KnownValue("A", NOW, uncertain=True)}
+    result = plan([due(1, "mia", 60, code="A")], known)
+    assert [u.object.get("code") for u in result.updates] == ["A"]
+    assert result.data_points_saved == 0

@@ -296,3 +296,28 @@ async def test_a_prefetched_batch_past_half_its_lease_is_given_back_not_sent(
     assert await statuses(pool) == {"delivered": 150}
     received = emulator.state.requests_snapshot()
     assert sum(r["object_count"] for r in received) == 150, "each user reached Braze once"
+
+
+async def test_after_a_send_with_an_unknown_outcome_a_repeated_value_is_sent_again(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    # "A" is delivered. "B" then fails with a 500: Braze may have applied it, or not. A newer
+    # event brings "A" back before B's retry is due: it must be sent (Braze may hold "B"),
+    # not left out as unchanged; B's retry is then older than what Braze has, and is stale.
+    worker = await make_worker(schedule="30s")
+    now = datetime.now(UTC)
+    await enqueue(pool, [("mia", {"code": "A"})], event_time=now - timedelta(minutes=2))
+    await drain(worker)
+    emulator.state.faults.error_rate = 1.0
+    await enqueue(pool, [("mia", {"code": "B"})], event_time=now - timedelta(minutes=1))
+    assert await worker.cycle() == 1
+    uncertain = await pool.fetchval("SELECT uncertain FROM attribute_state")
+    assert uncertain is True
+    emulator.state.faults.error_rate = 0.0
+    await enqueue(pool, [("mia", {"code": "A"})], event_time=now)
+    assert await worker.cycle() == 1
+
+    received = [r for r in emulator.state.requests_snapshot() if r["status"] < 300]
+    assert [r["object_count"] for r in received] == [1, 1], "the repeated A was sent"
+    state = await pool.fetchrow("SELECT value, uncertain FROM attribute_state")
+    assert (state["value"], state["uncertain"]) == ("A", False)
