@@ -275,17 +275,17 @@ async def test_the_braze_key_never_reaches_the_audit_rows(
 async def test_a_prefetched_batch_past_half_its_lease_is_given_back_not_sent(
     pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
 ) -> None:
-    # Two batches of 75 users and a 2 s lease. The first worker sends the first batch (1.4 s)
+    # Two batches of 75 users and a 3 s lease. The first worker sends the first batch (2 s)
     # while it holds the second, prefetched: by its turn, more than half of that lease is
     # gone. Sent anyway, its call would outlive the lease, and a second worker starting at
-    # 2.3 s would take the same users while they are in flight (each reaching Braze twice).
+    # 3.4 s would take the same users while they are in flight (each reaching Braze twice).
     # Given back and claimed again, it is sent on a fresh lease the second worker respects.
     await enqueue(pool, users(150))
-    emulator.state.faults.latency_ms = 1400
-    first, second = await make_worker(lease=2.0), await make_worker(lease=2.0)
+    emulator.state.faults.latency_ms = 2000
+    first, second = await make_worker(lease=3.0), await make_worker(lease=3.0)
     stop = asyncio.Event()
     running = [asyncio.create_task(first.run(stop))]
-    await asyncio.sleep(2.3)
+    await asyncio.sleep(3.4)
     running.append(asyncio.create_task(second.run(stop)))
     for _ in range(100):
         if await statuses(pool) == {"delivered": 150}:
