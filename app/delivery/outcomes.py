@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from app.braze.classify import Classification, Kind
 from app.delivery.coalesce import UserUpdate
 from app.delivery.models import DEAD, DELIVERED, FAILED, PENDING
-from app.delivery.retry import retry_delay
+from app.delivery.retry import jitter_factor, retry_delay
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ def settle(
     """One change per delivery carried by the request (updates[i] is object i)."""
     changes: list[DeliveryChange] = []
     kind = classification.kind
+    # One draw per request: jittering each delivery would scatter a batch that failed together
+    # over several later requests (the jitter is there to spread separate requests apart).
+    factor = jitter_factor(jitter, rng)
     for index, update in enumerate(updates):
         failed = classification.failed.get(index)
         for delivery_id in update.delivery_ids:
@@ -68,7 +71,7 @@ def settle(
                 )  # fmt: skip
             else:  # Kind.RETRY: 5xx, timeout, connection error
                 attempt = attempts.get(delivery_id, 0) + 1
-                delay = retry_delay(attempt=attempt, schedule=schedule, jitter=jitter, rng=rng)
+                delay = retry_delay(attempt=attempt, schedule=schedule, factor=factor)
                 changes.append(
                     DeliveryChange(delivery_id, DEAD, "dead", classification.message)
                     if delay is None

@@ -33,25 +33,34 @@ _STEP = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _DEFAULT_RNG = random.Random()
 
 
+def jitter_factor(jitter: float = DEFAULT_JITTER, rng: random.Random | None = None) -> float:
+    """A uniform factor in [1 - jitter, 1 + jitter]."""
+    if not 0 <= jitter < 1:
+        raise ValueError("jitter must be within [0, 1)")
+    return 1 + (rng or _DEFAULT_RNG).uniform(-jitter, jitter)
+
+
 def retry_delay(
     *,
     attempt: int,
     schedule: Sequence[timedelta] = DEFAULT_SCHEDULE,
     jitter: float = DEFAULT_JITTER,
     rng: random.Random | None = None,
+    factor: float | None = None,
 ) -> timedelta | None:
     """How long to wait after failed attempt number `attempt` (1 = the first try), or None when
     the schedule is spent and the delivery is dead.
 
-    The wait is the schedule's entry scaled by a uniform factor in [1 - jitter, 1 + jitter].
+    The wait is the schedule's entry scaled by `factor`, drawn by `jitter_factor` when not given.
+    A caller settling several deliveries that failed in one request passes one factor for all,
+    so they stay due together and go out again in one request.
     """
     if attempt < 1:
         raise ValueError("attempt counts from 1")
-    if not 0 <= jitter < 1:
-        raise ValueError("jitter must be within [0, 1)")
+    if factor is None:
+        factor = jitter_factor(jitter, rng)
     if attempt > len(schedule):
         return None
-    factor = 1 + (rng or _DEFAULT_RNG).uniform(-jitter, jitter)
     return schedule[attempt - 1] * factor
 
 

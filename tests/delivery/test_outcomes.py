@@ -49,6 +49,28 @@ def test_retry_follows_the_schedule_then_dies() -> None:
     assert last[1][0] == "dead" and last[2][0] == "pending" and last[3][0] == "dead"
 
 
+def test_a_batch_that_failed_together_is_due_again_together() -> None:
+    """With jitter, every delivery of one failed request gets the same next attempt time, so
+    the retry goes out as one request again instead of one per jitter draw."""
+    for seed in range(20):
+        changes = settle(classification=Classification(Kind.RETRY, 2, 503), updates=UPDATES,
+                         attempts={}, now=NOW, schedule=SCHEDULE, jitter=0.5,
+                         rng=random.Random(seed))  # fmt: skip
+        (due,) = {c.next_attempt_at for c in changes}
+        assert due is not None
+        assert NOW + timedelta(seconds=2.5) <= due <= NOW + timedelta(seconds=7.5)
+
+
+def test_separate_requests_still_spread_apart() -> None:
+    rng = random.Random(3)
+    dues = {
+        settle(classification=Classification(Kind.RETRY, 2, 503), updates=UPDATES, attempts={},
+               now=NOW, schedule=SCHEDULE, jitter=0.5, rng=rng)[0].next_attempt_at
+        for _ in range(10)
+    }  # fmt: skip
+    assert len(dues) == 10
+
+
 def test_config_error_keeps_everything_pending_without_attempts() -> None:
     result = run(Classification(Kind.CONFIG_ERROR, 2, 401))
     assert set(result.values()) == {("pending", "blocked", False)}
