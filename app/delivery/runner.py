@@ -1,4 +1,5 @@
-"""Wiring a worker to its resources: its own asyncpg pool, the Braze client, the gate."""
+"""Wiring a worker process to its resources: its own asyncpg pool, the Braze and Voucherify
+clients, the gate; and choosing its lanes by what is configured."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.braze.client import BrazeClient
 from app.config import Settings
 from app.db.raw import keep_session
 from app.delivery.gate import BrazeGate, workspace_key
+from app.delivery.lanes import QueueLanes
 from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
 from app.delivery.retry import parse_schedule
@@ -70,44 +72,84 @@ def gate_for(settings: Settings, pool: asyncpg.Pool) -> BrazeGate | None:
 async def run_worker(
     settings: Settings, url: URL, stop: asyncio.Event, *, wake: asyncio.Event | None = None
 ) -> None:
-    """Deliver until `stop` is set. Without BRAZE_API_KEY, deliveries wait in the queue."""
+    """Work until `stop` is set: every lane whose peer is configured. Without BRAZE_API_KEY
+    nothing is sent and deliveries wait in the queue, but codes are published, runs paged,
+    replays run and old rows pruned."""
     running = process_running("worker")  # voucher_relay_processes{role="worker"}
     running.inc()
     try:
-        await _deliver_until(settings, url, stop, wake=wake)
+        await _work_until(settings, url, stop, wake=wake or asyncio.Event())
     finally:
         running.dec()
 
 
-async def _deliver_until(
-    settings: Settings, url: URL, stop: asyncio.Event, *, wake: asyncio.Event | None
+async def _work_until(
+    settings: Settings, url: URL, stop: asyncio.Event, *, wake: asyncio.Event
 ) -> None:
-    if settings.braze_api_key is None:
-        logger.warning("BRAZE_API_KEY is not set: deliveries are queued, none is sent")
-        await stop.wait()
-        return
     pool = await create_pool(
         url,
-        # The Braze lanes, plus the publisher, run and retention lanes.
-        size=settings.braze_concurrency + 3,
+        # The Braze lanes (with a key), plus the publisher, run and retention lanes.
+        size=(settings.braze_concurrency if settings.braze_api_key is not None else 0) + 3,
         connect_timeout=settings.db_connect_timeout_seconds,
     )
-    braze = BrazeClient(
-        base_url=settings.braze_rest_url,
-        api_key=settings.braze_api_key,
-        timeout=settings.braze_timeout_seconds,
-        max_connections=settings.braze_concurrency,
-    )
-    gate = gate_for(settings, pool)
-    assert gate is not None
     identity = worker_id()
     lease = timedelta(seconds=settings.delivery_lease_seconds)
     schedule = parse_schedule(settings.retry_schedule)
     voucherify = _voucherify(settings)
     replays = ReplayLane(settings, url, worker_id=identity)
-    worker = Worker(
-        queue=DeliveryQueue(pool, worker_id=identity, lease=lease),
-        braze=braze,
+    queue_lanes = QueueLanes(
+        pool=pool, wake=wake, poll_seconds=settings.worker_poll_seconds,
+        publisher=(
+            Publisher(pool, voucherify=voucherify, worker_id=identity, lease=lease,
+                      schedule=schedule)
+            if voucherify is not None
+            else None
+        ),
+        runs=(
+            RunExecutor(pool, voucherify=voucherify, worker_id=identity, lease=lease)
+            if voucherify is not None
+            else None
+        ),
+        replays=replays.runner,
+        retention=timedelta(days=settings.retention_days),
+    )  # fmt: skip
+    worker = _worker(settings, pool, worker_id=identity, lease=lease, schedule=schedule, wake=wake)
+    if worker is None:
+        logger.warning("BRAZE_API_KEY is not set: deliveries are queued, none is sent")
+    try:
+        await asyncio.gather(
+            queue_lanes.run(stop), *([worker.run(stop)] if worker is not None else [])
+        )
+    finally:
+        await replays.aclose()
+        if worker is not None:
+            await worker.braze.aclose()
+        if voucherify is not None:
+            await voucherify.aclose()
+        await pool.close()
+
+
+def _worker(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    worker_id: str,
+    lease: timedelta,
+    schedule: tuple[timedelta, ...],
+    wake: asyncio.Event,
+) -> Worker | None:
+    """The Braze lanes, or None without BRAZE_API_KEY."""
+    gate = gate_for(settings, pool)
+    if settings.braze_api_key is None or gate is None:
+        return None
+    return Worker(
+        queue=DeliveryQueue(pool, worker_id=worker_id, lease=lease),
+        braze=BrazeClient(
+            base_url=settings.braze_rest_url,
+            api_key=settings.braze_api_key,
+            timeout=settings.braze_timeout_seconds,
+            max_connections=settings.braze_concurrency,
+        ),
         gate=gate,
         config=WorkerConfig(
             batch_size=settings.braze_batch_size,
@@ -115,30 +157,9 @@ async def _deliver_until(
             poll_seconds=settings.worker_poll_seconds,
             lease=lease,
             schedule=schedule,
-            retention=timedelta(days=settings.retention_days),
         ),
         wake=wake,
-        publisher=(
-            Publisher(pool, voucherify=voucherify, worker_id=identity, lease=lease,
-                      schedule=schedule)
-            if voucherify is not None
-            else None
-        ),
-        replays=replays.runner,
-        runs=(
-            RunExecutor(pool, voucherify=voucherify, worker_id=identity, lease=lease)
-            if voucherify is not None
-            else None
-        ),
-    )  # fmt: skip
-    try:
-        await worker.run(stop)
-    finally:
-        await replays.aclose()
-        await braze.aclose()
-        if voucherify is not None:
-            await voucherify.aclose()
-        await pool.close()
+    )
 
 
 def _voucherify(settings: Settings) -> VoucherifyClient | None:

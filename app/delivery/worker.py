@@ -4,6 +4,8 @@ A worker runs `concurrency` lanes; each lane claims the due deliveries of up to 
 Braze users, coalesces them into one object per user, sends them in requests of at most 75
 objects and 4 MB through the shared gate (budget, pauses, blocks), and records what became of
 every delivery. Lanes coordinate with other lanes and other processes only through Postgres.
+The lanes of the same process that need no Braze (codes, runs, replays, retention) are in
+`lanes.py`.
 """
 
 from __future__ import annotations
@@ -22,14 +24,9 @@ from app.delivery import coalesce
 from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
-from app.delivery.publisher import Publisher
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
-from app.delivery.stopping import wait_unless_stopped
 from app.metrics.registry import DATA_POINTS_SAVED
-from app.ops.bulk_replay import ReplayRunner
-from app.ops.retention import prune
-from app.runs.executor import RunExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +40,6 @@ class WorkerConfig:
     schedule: tuple[timedelta, ...] = DEFAULT_SCHEDULE
     # Pause everyone when Braze says fewer than this share of the window's requests remain.
     low_remaining_fraction: float = 0.05
-    # Prune audit rows older than this, every `retention_every` (None: never).
-    retention: timedelta | None = None
-    retention_every: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -85,18 +79,8 @@ class Worker:
         config: WorkerConfig,
         wake: asyncio.Event | None = None,
         rng: random.Random | None = None,
-        publisher: Publisher | None = None,
-        replays: ReplayRunner | None = None,
-        runs: RunExecutor | None = None,
     ) -> None:
         self.queue = queue
-        # Runs queued bulk replays (app/ops/bulk_replay.py) in a lane of its own (optional).
-        self.replays = replays
-        # Fetches customers and publishes codes for deliveries that wait for them (optional:
-        # without Voucherify API keys those deliveries wait).
-        self.publisher = publisher
-        # Pages due manual runs into deliveries (optional, like the publisher).
-        self.runs = runs
         self.braze = braze
         self.gate = gate
         self.config = config
@@ -114,16 +98,7 @@ class Worker:
             "worker %s: %d lanes of %d users", self.queue.worker_id, self.config.concurrency,
             self.config.batch_size,
         )  # fmt: skip
-        lanes = [self._lane(stop) for _ in range(self.config.concurrency)]
-        if self.publisher is not None:
-            lanes.append(self._publisher_lane(self.publisher, stop))
-        if self.runs is not None:
-            lanes.append(self.runs.run(stop, poll_seconds=self.config.poll_seconds))
-        if self.config.retention is not None:
-            lanes.append(self._retention_lane(self.config.retention, stop))
-        if self.replays is not None:
-            lanes.append(self.replays.lane(stop, wake=self.wake))
-        await asyncio.gather(*lanes)
+        await asyncio.gather(*(self._lane(stop) for _ in range(self.config.concurrency)))
         await self.flush()
         logger.info("worker %s stopped", self.queue.worker_id)
 
@@ -155,26 +130,6 @@ class Worker:
                     await self.queue.release(leftover.delivery_ids)
             except Exception:
                 logger.exception("could not give back a prefetched batch; its leases expire")
-
-    async def _publisher_lane(self, publisher: Publisher, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                completed = await publisher.cycle()
-            except Exception:
-                logger.exception("publishing failed; the leases expire and are taken again")
-                completed = 0
-            if completed:
-                self.wake.set()  # the completed deliveries are ready for Braze
-            else:
-                await wait_unless_stopped(stop, self.config.poll_seconds)
-
-    async def _retention_lane(self, older_than: timedelta, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await prune(self.queue.pool, older_than=older_than)
-            except Exception:
-                logger.exception("retention pruning failed; it runs again later")
-            await wait_unless_stopped(stop, self.config.retention_every.total_seconds())
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())}

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.delivery.lanes import QueueLanes
 from app.ops.bulk_replay import BatchHook, ReplayRunner
 from tests.conftest import READER, WRITER
 from tests.delivery.conftest import Emulator, WorkerFactory, drain, statuses
@@ -71,9 +72,10 @@ async def test_dead_deliveries_replayed_in_bulk_after_braze_recovers_arrive_exac
     body = {"filter": {"distribution_id": str(distribution), "status": "dead"}}
     plan = await post(committing_client, "/api/v1/replays/plan", body, 200)
     replay = await post(committing_client, "/api/v1/replays", body)
-    worker.replays = runner(sessions, batch=2)  # two batches: 2 + 1
+    # The Braze lanes and the replay lane of one worker process, as `run_worker` pairs them.
+    lanes = QueueLanes(pool=pool, wake=worker.wake, replays=runner(sessions, batch=2))  # 2 + 1
     stop = asyncio.Event()
-    running = asyncio.create_task(worker.run(stop))
+    running = asyncio.gather(worker.run(stop), lanes.run(stop))
     try:
         for _ in range(400):  # polls the outcome; the deadline only stops a hung test
             if await statuses(pool) == {"delivered": 3}:

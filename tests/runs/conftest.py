@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from app.braze.client import BrazeClient
 from app.delivery.gate import BrazeGate
+from app.delivery.lanes import QueueLanes
 from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
 from app.delivery.retry import parse_schedule
@@ -66,11 +67,20 @@ def voucherify() -> Iterator[Voucherify]:
 
 @dataclass
 class Relay:
-    """One worker process's lanes, each driven by hand (or all by `worker.run`)."""
+    """One worker process's lanes, each driven by hand (or all by `run`)."""
 
     worker: Worker
     publisher: Publisher
     executor: RunExecutor
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Every lane, as `run_worker` runs them."""
+        lanes = QueueLanes(
+            pool=self.worker.queue.pool, wake=self.worker.wake,
+            poll_seconds=self.worker.config.poll_seconds, publisher=self.publisher,
+            runs=self.executor,
+        )  # fmt: skip
+        await asyncio.gather(self.worker.run(stop), lanes.run(stop))
 
     async def cycle(self) -> int:
         """One turn of every lane; how much work it found."""
@@ -119,8 +129,6 @@ async def make_relay(
             config=WorkerConfig(
                 concurrency=1, poll_seconds=0.02, lease=lease_time, schedule=schedule
             ),
-            publisher=publisher,
-            runs=executor,
         )
         return Relay(worker, publisher, executor)
 

@@ -31,7 +31,7 @@ async def test_a_run_over_a_paged_segment_reaches_braze(
     distribution_id = await add_distribution(committing_client)
     relay = await make_relay(page_size=40)
     stop = asyncio.Event()
-    worker = asyncio.create_task(relay.worker.run(stop))  # every lane, as in production
+    worker = asyncio.create_task(relay.run(stop))  # every lane, as in production
     try:
         run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
         while (run := await run_status(committing_client, run["id"]))["status"] != "done":

@@ -1,0 +1,75 @@
+"""The lanes of a worker process that need no Braze: they fill and tend the delivery queue.
+
+- publisher: publishes codes and looks up customers for deliveries that wait for Voucherify;
+- runs: pages due manual runs into deliveries (Voucherify);
+- replays: runs queued bulk replays (Postgres only);
+- retention: prunes audit rows older than RETENTION_DAYS (Postgres only).
+
+Each runs when what it needs is configured, also before Braze is connected: the deliveries they
+make ready then wait in the queue for the Braze lanes (`worker.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from app.delivery.publisher import Publisher
+from app.delivery.stopping import wait_unless_stopped
+from app.ops.bulk_replay import ReplayRunner
+from app.ops.retention import prune
+from app.runs.executor import RunExecutor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class QueueLanes:
+    pool: asyncpg.Pool
+    # Set when deliveries became ready to send: the Braze lanes stop idling at once.
+    wake: asyncio.Event
+    poll_seconds: float = 0.5
+    # Without Voucherify API keys: None (those deliveries and runs wait).
+    publisher: Publisher | None = None
+    runs: RunExecutor | None = None
+    replays: ReplayRunner | None = None
+    # Prune audit rows older than this, every `retention_every` (None: never).
+    retention: timedelta | None = None
+    retention_every: timedelta = timedelta(minutes=10)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every configured lane until `stop` is set."""
+        lanes = []
+        if self.publisher is not None:
+            lanes.append(self._publisher_lane(self.publisher, stop))
+        if self.runs is not None:
+            lanes.append(self.runs.run(stop, poll_seconds=self.poll_seconds))
+        if self.replays is not None:
+            lanes.append(self.replays.lane(stop, wake=self.wake))
+        if self.retention is not None:
+            lanes.append(self._retention_lane(self.retention, stop))
+        await asyncio.gather(*lanes)
+
+    async def _publisher_lane(self, publisher: Publisher, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                completed = await publisher.cycle()
+            except Exception:
+                logger.exception("publishing failed; the leases expire and are taken again")
+                completed = 0
+            if completed:
+                self.wake.set()  # the completed deliveries are ready for Braze
+            else:
+                await wait_unless_stopped(stop, self.poll_seconds)
+
+    async def _retention_lane(self, older_than: timedelta, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await prune(self.pool, older_than=older_than)
+            except Exception:
+                logger.exception("retention pruning failed; it runs again later")
+            await wait_unless_stopped(stop, self.retention_every.total_seconds())
