@@ -15,6 +15,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from app.metrics.multiprocess import forget_dead_processes
+
 
 class ProcessMetrics(Collector):
     """This process's metrics, or, with a multiprocess directory, the sum over every process
@@ -27,6 +29,7 @@ class ProcessMetrics(Collector):
         if self._dir is None:
             # The default registry: ours, plus process_* and python_* of this process.
             return REGISTRY.collect()
+        forget_dead_processes(self._dir)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self._dir))  # type: ignore[no-untyped-call]
         return registry.collect()
