@@ -126,7 +126,8 @@ async def _deliver_until(
         ),
         replays=replays.runner,
         runs=(
-            RunExecutor(pool, voucherify=voucherify, worker_id=identity, lease=lease)
+            RunExecutor(pool, voucherify=voucherify, worker_id=identity, lease=lease,
+                        max_failures=settings.run_max_failures)
             if voucherify is not None
             else None
         ),
