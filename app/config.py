@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     replay_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Seconds an idle worker waits before looking for a queued replay again.
     replay_poll_seconds: float = Field(default=1.0, gt=0)
+    replay_max_batch_attempts: int = Field(
+        default=5, ge=1,
+        description="A background replay whose current batch fails this many times (each try "
+        "after the lease, DELIVERY_LEASE_SECONDS, runs out) stops as `failed` with the error.",
+    )  # fmt: skip
+
+    # Manual distribution runs.
+    run_max_failures: int = Field(
+        default=12, ge=1,
+        description="A run gives up (`failed`) when Voucherify is unavailable this many times "
+        "in a row while it pages the audience. It waits 30 s after the first failure, twice as "
+        "long after each next one, at most 10 minutes: the default 12 gives up after about 75 "
+        "minutes of waiting. A stored page starts the count again.",
+    )  # fmt: skip
     # Prometheus metrics: GET /metrics on the API (and `worker --metrics-port`).
     metrics_enabled: bool = True
     # When set, a scrape must send `Authorization: Bearer <token>`.

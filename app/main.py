@@ -42,6 +42,9 @@ from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
 from app.webhooks.routes import WebhookFastPath
 
+# character_not_in_repertoire (text) and untranslatable_character (jsonb \u0000).
+TEXT_POSTGRES_CANNOT_HOLD = frozenset({"22021", "22P05"})
+
 logger = logging.getLogger(__name__)
 
 
@@ -178,5 +181,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
             return await _database_down(request, exc)
+        if getattr(exc.orig, "sqlstate", None) in TEXT_POSTGRES_CANNOT_HOLD:
+            # A value given to the API (a filter, an audience, a name) holds the NUL character.
+            message = "a text value contains the NUL character (\\u0000), which cannot be stored"
+            return JSONResponse(error_body("invalid_text", message), 422)
         logger.exception("database error")
         return JSONResponse(error_body("internal_error", "an internal error occurred"), 500)

@@ -106,7 +106,8 @@ async def _work_until(
             else None
         ),
         runs=(
-            RunExecutor(pool, voucherify=voucherify, worker_id=identity, lease=lease)
+            RunExecutor(pool, voucherify=voucherify, worker_id=identity, lease=lease,
+                        max_failures=settings.run_max_failures)
             if voucherify is not None
             else None
         ),

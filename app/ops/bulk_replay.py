@@ -5,7 +5,8 @@ never run the same one), then works through the WHOLE of it in batches in id ord
 is one transaction that also moves the checkpoint and the counts, so a replay whose worker died
 is taken over once its lease expires and resumes after the last committed batch. A cancel is a
 status change; the runner reads the status (row-locked) before every batch and stops there.
-What earlier batches queued stays queued.
+What earlier batches queued stays queued. A batch that raises is tried again once the lease
+expires; after `max_batch_attempts` failed tries of the same batch the replay stops as `failed`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -25,7 +26,7 @@ from app.delivery.models import Delivery
 from app.delivery.stopping import wait_unless_stopped
 from app.distributions.models import Distribution
 from app.ops import replay_scope
-from app.ops.models import DONE, RUNNING, Replay
+from app.ops.models import DONE, FAILED, RUNNING, Replay
 from app.ops.replay_schemas import BulkFilter
 from app.ops.requeue import Tally, rerun
 from app.webhooks.models import WebhookEvent
@@ -134,6 +135,7 @@ class ReplayRunner:
         batch_size: int,
         lease: timedelta,
         poll_seconds: float,
+        max_batch_attempts: int = 5,
         after_batch: BatchHook | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -141,6 +143,7 @@ class ReplayRunner:
         self.batch_size = batch_size
         self.lease = lease
         self.poll_seconds = poll_seconds
+        self.max_batch_attempts = max_batch_attempts
         # Called after each committed batch (tests cancel there, deterministically).
         self.after_batch = after_batch
         # Set after each batch: the worker's delivery lanes send what it queued at once.
@@ -161,6 +164,7 @@ class ReplayRunner:
             if replay is None or replay.status != RUNNING or replay.leased_by != self.worker_id:
                 return False
             done = await advance(session=session, replay=replay, limit=self.batch_size)
+            replay.batch_attempts = 0
             now = datetime.now(UTC)
             if done < self.batch_size:
                 replay.status, replay.finished_at = DONE, now
@@ -176,18 +180,38 @@ class ReplayRunner:
 
     async def run(self, replay_id: uuid.UUID) -> None:
         """Batches until the replay is done or canceled. A failure is recorded on the replay;
-        the lease then expires and a worker takes it up again from its checkpoint."""
+        the lease then expires and a worker takes it up again from its checkpoint, unless that
+        batch has now failed `max_batch_attempts` times: then the replay is `failed`."""
         try:
             while await self.run_batch(replay_id):
                 pass
         except Exception as exc:
-            logger.exception("replay %s failed; it resumes when its lease expires", replay_id)
-            async with self.sessionmaker() as session, session.begin():
-                await session.execute(
-                    update(Replay).where(Replay.id == replay_id).values(
-                        last_error=f"{type(exc).__name__}: {exc}"[:2000]
-                    )
-                )  # fmt: skip
+            logger.exception("replay %s: a batch failed", replay_id)
+            await self._batch_failed(replay_id, f"{type(exc).__name__}: {exc}"[:2000])
+
+    async def _batch_failed(self, replay_id: uuid.UUID, error: str) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            replay = await session.get(
+                Replay, replay_id, with_for_update=True, populate_existing=True
+            )
+            if replay is None or replay.status != RUNNING or replay.leased_by != self.worker_id:
+                return  # canceled meanwhile, or another worker has it
+            replay.batch_attempts += 1
+            tries, bound = replay.batch_attempts, self.max_batch_attempts
+            where = f"the batch after id {replay.checkpoint}"
+            if tries < bound:
+                replay.last_error = (
+                    f"{where} failed ({tries} of {bound} tries, REPLAY_MAX_BATCH_ATTEMPTS; tried "
+                    f"again when the lease runs out): {error}"
+                )
+                return
+            logger.error("replay %s: %s failed %d times; the replay stops", replay_id, where, tries)
+            replay.last_error = (
+                f"{where} failed {tries} times in a row (REPLAY_MAX_BATCH_ATTEMPTS): the replay "
+                f"stopped; what earlier batches queued stays queued. Last error: {error}"
+            )
+            replay.status, replay.finished_at = FAILED, datetime.now(UTC)
+            replay.leased_by = replay.lease_expires_at = None
 
     async def lane(self, stop: asyncio.Event, *, wake: asyncio.Event | None = None) -> None:
         """Run queued replays one after the other until `stop` is set."""
@@ -215,6 +239,7 @@ class ReplayLane:
             batch_size=settings.replay_batch_size,
             lease=timedelta(seconds=settings.delivery_lease_seconds),
             poll_seconds=settings.replay_poll_seconds,
+            max_batch_attempts=settings.replay_max_batch_attempts,
         )
 
     async def aclose(self) -> None:

@@ -10,13 +10,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
 
-# Replay statuses: queued -> running -> done | canceled (one-delivery and inline replays are
-# done at once).
+# Replay statuses: queued -> running -> done | canceled | failed (one-delivery and inline
+# replays are done at once; failed: one batch failed REPLAY_MAX_BATCH_ATTEMPTS times).
 QUEUED = "queued"
 RUNNING = "running"
 DONE = "done"
 CANCELED = "canceled"
-REPLAY_STATUSES = (QUEUED, RUNNING, DONE, CANCELED)
+FAILED = "failed"
+REPLAY_STATUSES = (QUEUED, RUNNING, DONE, CANCELED, FAILED)
 
 
 class Replay(Base):
@@ -51,6 +52,8 @@ class Replay(Base):
     # the last id done, committed with each batch, so a replay resumes where a crash left it.
     last_id: Mapped[int | None] = mapped_column(BigInteger)
     checkpoint: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Failed tries of the batch after `checkpoint` (0 again once a batch commits).
+    batch_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     leased_by: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

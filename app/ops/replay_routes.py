@@ -30,7 +30,7 @@ from app.ops.schemas import Page
 router = APIRouter(prefix="/api/v1", tags=["replays"], responses=OPS_ERROR_RESPONSES)
 
 ReplayKind = Literal["delivery", "event", "distribution", "bulk"]
-ReplayStatus = Literal["queued", "running", "done", "canceled"]
+ReplayStatus = Literal["queued", "running", "done", "canceled", "failed"]
 
 
 def _settings(request: Request) -> Settings:

@@ -73,7 +73,10 @@ class ReplayRead(BaseModel):
     id: uuid.UUID
     kind: str = Field(description="delivery, event, distribution or bulk")
     trigger: str = Field(description="what the attempts it causes count as: manual or bulk")
-    status: str = Field(description="queued, running, done or canceled")
+    status: str = Field(
+        description="queued, running, done, canceled, or failed (one batch failed "
+        "REPLAY_MAX_BATCH_ATTEMPTS times: last_error says why)"
+    )
     requested_by: str = Field(description="the name of the token that asked")
     requested_at: datetime
     filter: dict[str, Any]
@@ -84,4 +87,7 @@ class ReplayRead(BaseModel):
     skipped: dict[str, int] = Field(description="rows that queued nothing, by reason")
     started_at: datetime | None
     finished_at: datetime | None
-    last_error: str | None
+    last_error: str | None = Field(
+        description="the last failed batch: which, how many tries, the error"
+    )
+    batch_attempts: int = Field(description="failed tries of the current batch so far")

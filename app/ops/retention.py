@@ -2,9 +2,14 @@
 background. Pending work is never pruned: a delivery not yet settled keeps itself and its event.
 
 Old rows come first in id order, so each batch reads the front of the primary key only.
-Order matters: settled deliveries first (their attempts go with them), then Braze requests and
-replays, then events that no delivery points to any more. `attribute_state` is not audit but
-what Braze has: it stays.
+Order matters: settled deliveries first (their attempts go with them), then finished runs that
+no delivery points to any more, Braze requests and replays, then events that no delivery points
+to any more. `attribute_state` is not audit but what Braze has: it stays.
+
+A run is pruned once it finished (done, canceled, failed) longer ago than the retention and its
+last delivery is gone: deliveries.run_id would be set to NULL (ON DELETE SET NULL), losing which
+run a kept delivery came from. Scheduled and running runs are never pruned; the status is
+checked again on the row itself, so a run resumed meanwhile stays.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ _STEPS: tuple[tuple[str, str], ...] = (
             SELECT id FROM deliveries
             WHERE created_at < $1 AND status IN ('delivered', 'skipped', 'failed', 'dead')
             ORDER BY id LIMIT $2)
+    """),
+    ("runs", """
+        DELETE FROM runs WHERE id IN (
+            SELECT r.id FROM runs AS r
+            WHERE r.status IN ('done', 'canceled', 'failed')
+              AND coalesce(r.finished_at, r.canceled_at) < $1
+              AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.run_id = r.id)
+            ORDER BY r.id LIMIT $2)
+          AND status IN ('done', 'canceled', 'failed')
     """),
     ("braze_requests", """
         DELETE FROM braze_requests WHERE id IN (

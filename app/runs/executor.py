@@ -5,6 +5,10 @@ applies consent, publishes the code (source_id from distribution, run and custom
 Braze lanes send it, as for any event. Pages are stored with their checkpoint in one
 transaction and a member can have only one delivery per run, so a run that stops half-way (a
 crash, a shutdown, Voucherify down) resumes where it stopped and creates nothing twice.
+
+Voucherify being unavailable while the audience is paged makes the run wait, longer after each
+failure in a row (`backoff.py`), and give up as `failed` after `max_failures` of them; a stored
+page starts the count again. A run that gave up can be resumed (`service.resume`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from app.delivery.stopping import wait_unless_stopped
+from app.runs.backoff import FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS, give_up_message, paging_delay
 from app.runs.envelope import run_envelope
 from app.runs.store import ClaimedRun, LostLeaseError, Member, RunStore
 from app.voucherify.client import MAX_PAGE_SIZE, VoucherifyClient
@@ -48,12 +53,18 @@ class RunExecutor:
         worker_id: str,
         lease: timedelta,
         page_size: int = MAX_PAGE_SIZE,
-        retry_after: timedelta = timedelta(seconds=30),
+        max_failures: int = 12,
+        retry_after: timedelta = timedelta(seconds=FIRST_WAIT_SECONDS),
+        retry_cap: timedelta = timedelta(seconds=LONGEST_WAIT_SECONDS),
     ) -> None:
+        """`max_failures`: Voucherify unavailable this many times in a row fails the run
+        (RUN_MAX_FAILURES); it waits `retry_after` after the first, doubling up to `retry_cap`."""
         self.store = RunStore(pool, worker_id=worker_id, lease=lease)
         self.voucherify = voucherify
         self.page_size = page_size
+        self.max_failures = max_failures
         self._retry_after = retry_after.total_seconds()
+        self._retry_cap = retry_cap.total_seconds()
         self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event, *, poll_seconds: float) -> None:
@@ -80,16 +91,36 @@ class RunExecutor:
             await self._page(run)
         except Stopping:
             # Let the next worker take it at once rather than after the lease.
-            await self.store.postpone(run.id, seconds=0, error=None)
+            await self.store.release(run.id)
         except LostLeaseError:
             logger.warning("run %d was taken over by another worker", run.id)
         except VoucherifyUnavailableError as exc:
-            logger.warning("run %d: Voucherify unavailable (%s); resuming later", run.id, exc)
-            await self.store.postpone(run.id, seconds=self._retry_after, error=str(exc))
+            await self._unavailable(run.id, exc)
         except VoucherifyError as exc:
             # An unknown segment, say: retrying will not help.
             await self.store.fail(run.id, f"Voucherify refused to list the audience: {exc}")
         return True
+
+    async def _unavailable(self, run_id: int, exc: VoucherifyUnavailableError) -> None:
+        """Wait longer after each failure in a row; give up after `max_failures` of them."""
+        failures = await self.store.failed_again(run_id)
+        if failures is None:
+            logger.warning("run %d was taken over by another worker", run_id)
+            return
+        if failures >= self.max_failures:
+            logger.error("run %d: Voucherify unavailable %d times in a row; giving up: %s",
+                         run_id, failures, exc)  # fmt: skip
+            message = give_up_message(run_id, failures, last_error=str(exc))
+            await self.store.fail(run_id, message, resumable=True)
+            return
+        wait = paging_delay(failures, first=self._retry_after, cap=self._retry_cap)
+        logger.warning("run %d: Voucherify unavailable (%s), %d of %d tries; next in %g s",
+                       run_id, exc, failures, self.max_failures, wait)  # fmt: skip
+        error = (
+            f"Voucherify unavailable: {failures} of {self.max_failures} tries in a row before the "
+            f"run gives up (RUN_MAX_FAILURES); next try at next_try_at. Last error: {exc}"
+        )
+        await self.store.postpone(run_id, seconds=wait, error=error)
 
     async def _page(self, run: ClaimedRun) -> None:
         if (state := await self.store.distribution_state(run.distribution_id)) != "active":

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin
 
-# scheduled -> running -> done | failed; scheduled -> canceled (only before it starts).
+# scheduled -> running -> done | failed; scheduled -> canceled (only before it starts);
+# failed -> running when resumed (only after giving up on Voucherify being unavailable).
 SCHEDULED = "scheduled"
 RUNNING = "running"
 DONE = "done"
@@ -60,6 +61,12 @@ class Run(TimestampMixin, Base):
     leased_by: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # Voucherify unavailable this many times in a row while paging (0 again after a page is
+    # stored); past RUN_MAX_FAILURES the run fails. On a failed run, non-zero means it gave up
+    # on Voucherify being unavailable, and it can be resumed.
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # While it waits out Voucherify being unavailable: when the next try is due.
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The counts when the run finished: they outlive the deliveries (RETENTION_DAYS).
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 

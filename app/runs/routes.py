@@ -53,3 +53,12 @@ async def get_run(run_id: RowId, session: SessionDep, _: OpsAuthDep) -> RunDetai
 async def cancel_run(run_id: RowId, session: SessionDep, principal: OpsWriterDep) -> RunDetail:
     run = await service.cancel(session=session, run_id=run_id, principal=principal)
     return await service.detail(session=session, run=run)
+
+
+@router.post(
+    "/runs/{run_id}/resume",
+    summary="Continue a run that gave up because Voucherify was unavailable, from its checkpoint",
+)
+async def resume_run(run_id: RowId, session: SessionDep, principal: OpsWriterDep) -> RunDetail:
+    run = await service.resume(session=session, run_id=run_id, principal=principal)
+    return await service.detail(session=session, run=run)

@@ -107,6 +107,14 @@ class RunSummary(BaseModel):
     canceled_at: datetime | None
     canceled_by: str | None
     error: str | None
+    failures: int = Field(
+        description="Voucherify unavailable this many times in a row while paging the audience "
+        "(0 again after a stored page); at RUN_MAX_FAILURES the run fails. A failed run with "
+        "failures above 0 gave up on that and can be resumed"
+    )
+    next_try_at: datetime | None = Field(
+        description="while the run waits out Voucherify being unavailable: its next try"
+    )
     progress: Progress
 
 

@@ -1,11 +1,13 @@
-"""Run use cases for the API: schedule, cancel, and read with progress."""
+"""Run use cases for the API: schedule, cancel, resume, and read with progress."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.distributions.models import Distribution
@@ -14,9 +16,11 @@ from app.errors import ConflictError, NotFoundError, VoucherRelayError
 from app.ops.auth import OpsPrincipal
 from app.runs import repository
 from app.runs.envelope import campaign_of, not_runnable
-from app.runs.models import CANCELED, SCHEDULED, Run
+from app.runs.models import CANCELED, FAILED, RUNNING, SCHEDULED, Run
 from app.runs.progress import summarize
 from app.runs.schemas import Progress, RunCreate, RunDetail, RunSummary
+
+logger = logging.getLogger(__name__)
 
 
 class NotRunnableError(VoucherRelayError):
@@ -76,6 +80,36 @@ async def cancel(*, session: AsyncSession, run_id: int, principal: OpsPrincipal)
     run.status = CANCELED
     run.canceled_at = datetime.now(UTC)
     run.canceled_by = principal.name
+    await session.flush()
+    await session.refresh(run)
+    return run
+
+
+async def resume(*, session: AsyncSession, run_id: int, principal: OpsPrincipal) -> Run:
+    """Send a run that gave up on Voucherify being unavailable on from its checkpoint: a worker
+    takes it up at once; members that have a delivery already do not get a second one."""
+    run = await repository.get_for_update(session, run_id)
+    if run is None:
+        raise NotFoundError(f"no run {run_id}")
+    if run.status != FAILED or run.failures == 0:
+        raise ConflictError(
+            f"run {run_id} is {run.status}: only a run that failed because Voucherify was "
+            "unavailable can be resumed"
+            + (f" (this one failed for good: {run.error})" if run.status == FAILED else "")
+        )
+    distribution = await session.get(Distribution, run.distribution_id)
+    if distribution is None or distribution.deleted_at is not None:
+        raise ConflictError(f"run {run_id} cannot resume: its distribution was deleted")
+    if distribution.status != "active":
+        raise ConflictError(
+            f"run {run_id} cannot resume: its distribution is {distribution.status}; resume it "
+            f"first (POST /api/v1/distributions/{distribution.id}/resume)"
+        )
+    logger.info("run %d resumed by %s after %d failures", run_id, principal.name, run.failures)
+    run.status, run.failures, run.error = RUNNING, 0, None
+    run.finished_at = run.next_try_at = None
+    # Claimable at once: a running run is taken up when its lease has run out.
+    run.leased_by, run.lease_expires_at = None, func.now()
     await session.flush()
     await session.refresh(run)
     return run

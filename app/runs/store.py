@@ -15,10 +15,10 @@ import asyncpg
 from app.runs.progress import PROGRESS_SQL, summarize
 
 # Due: scheduled and its time has come, or running under a lease that expired (a dead worker,
-# or a pause after Voucherify was unavailable) while members were still being paged.
+# a wait after Voucherify was unavailable, a resume) while members were still being paged.
 _CLAIM = """
 UPDATE runs AS r SET status = 'running', leased_by = $1,
-    lease_expires_at = clock_timestamp() + $2 * interval '1 second',
+    lease_expires_at = clock_timestamp() + $2 * interval '1 second', next_try_at = NULL,
     started_at = coalesce(r.started_at, clock_timestamp()), updated_at = clock_timestamp()
 FROM (
     SELECT id FROM runs
@@ -42,26 +42,40 @@ SELECT $1, $2, 'run', $3, m, c::jsonb, $4, s, e
 FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS x(m, c, s, e)
 ON CONFLICT (run_id, run_member) WHERE run_id IS NOT NULL DO NOTHING
 """
+# A stored page ends a series of Voucherify failures: the count starts again.
 _ADVANCE = """
-UPDATE runs SET processed = processed + $3, checkpoint = $4::jsonb,
+UPDATE runs SET processed = processed + $3, checkpoint = $4::jsonb, failures = 0, error = NULL,
     lease_expires_at = clock_timestamp() + $5 * interval '1 second', updated_at = clock_timestamp()
 WHERE id = $1 AND leased_by = $2 AND status = 'running'
 """
 _SIZE = "UPDATE runs SET audience_size = $2, updated_at = clock_timestamp() WHERE id = $1"
 _PAGED = """
 UPDATE runs SET paged_at = clock_timestamp(), audience_size = processed, leased_by = NULL,
-    lease_expires_at = NULL, updated_at = clock_timestamp()
+    lease_expires_at = NULL, failures = 0, error = NULL, updated_at = clock_timestamp()
 WHERE id = $1 AND leased_by = $2
+"""
+# The worker stops: any worker may take the run up at once.
+_RELEASE = """
+UPDATE runs SET lease_expires_at = clock_timestamp(), updated_at = clock_timestamp()
+WHERE id = $1 AND leased_by = $2
+"""
+_FAILED_AGAIN = """
+UPDATE runs SET failures = failures + 1, updated_at = clock_timestamp()
+WHERE id = $1 AND leased_by = $2
+RETURNING failures
 """
 # Paging stops; another try once the lease has run out (after `$3` seconds).
 _POSTPONE = """
-UPDATE runs SET error = $4, lease_expires_at = clock_timestamp() + $3 * interval '1 second',
-    updated_at = clock_timestamp()
+UPDATE runs SET error = $4, next_try_at = clock_timestamp() + $3 * interval '1 second',
+    lease_expires_at = clock_timestamp() + $3 * interval '1 second', updated_at = clock_timestamp()
 WHERE id = $1 AND leased_by = $2
 """
+# `$4`: it gave up on Voucherify being unavailable, and keeps the count of failures that shows
+# it (a resume is offered); any other failure is final and clears the count.
 _FAIL = """
 UPDATE runs SET status = 'failed', error = $3, finished_at = clock_timestamp(), leased_by = NULL,
-    lease_expires_at = NULL, updated_at = clock_timestamp()
+    lease_expires_at = NULL, next_try_at = NULL, updated_at = clock_timestamp(),
+    failures = CASE WHEN $4 THEN failures ELSE 0 END
 WHERE id = $1 AND leased_by = $2
 """
 _SETTLED = """
@@ -146,11 +160,22 @@ class RunStore:
     async def paged(self, run_id: int) -> None:
         await self.pool.execute(_PAGED, run_id, self.worker_id)
 
-    async def postpone(self, run_id: int, *, seconds: float, error: str | None) -> None:
+    async def release(self, run_id: int) -> None:
+        """Give the run back: the next worker takes it up at once, from its checkpoint."""
+        await self.pool.execute(_RELEASE, run_id, self.worker_id)
+
+    async def failed_again(self, run_id: int) -> int | None:
+        """Count one more failure in a row; the count, None when the run is no longer ours."""
+        failures: int | None = await self.pool.fetchval(_FAILED_AGAIN, run_id, self.worker_id)
+        return failures
+
+    async def postpone(self, run_id: int, *, seconds: float, error: str) -> None:
+        """Stop paging; the next try is due in `seconds` (shown as `next_try_at`)."""
         await self.pool.execute(_POSTPONE, run_id, self.worker_id, seconds, error)
 
-    async def fail(self, run_id: int, error: str) -> None:
-        await self.pool.execute(_FAIL, run_id, self.worker_id, error)
+    async def fail(self, run_id: int, error: str, *, resumable: bool = False) -> None:
+        """End the run as failed; `resumable` when it gave up on Voucherify being unavailable."""
+        await self.pool.execute(_FAIL, run_id, self.worker_id, error, resumable)
 
     async def finish_settled(self) -> list[int]:
         """Mark done the paged runs with no delivery left on its way, keeping their counts."""

@@ -28,11 +28,12 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def runner(
     sessions: async_sessionmaker[AsyncSession], *, batch: int = 100,
-    after_batch: BatchHook | None = None,
+    after_batch: BatchHook | None = None, max_batch_attempts: int = 5,
 ) -> ReplayRunner:  # fmt: skip
     return ReplayRunner(
         sessions, worker_id=f"r-{uuid.uuid4().hex[:6]}", batch_size=batch,
         lease=timedelta(seconds=60), poll_seconds=0.05, after_batch=after_batch,
+        max_batch_attempts=max_batch_attempts,
     )  # fmt: skip
 
 
@@ -148,3 +149,75 @@ async def test_another_worker_resumes_a_crashed_replay_from_its_checkpoint(
         replay_id,
     )
     assert len(queued) == 3 and {r["n"] for r in queued} == {1}  # each delivery once
+
+
+async def break_filter(pool: asyncpg.Pool) -> None:
+    """A stored filter this version cannot read (a hand edit, say): every batch raises."""
+    await pool.execute("UPDATE replays SET filter = filter || '{\"unknown_key\": 1}'")
+
+
+async def mend_filter(pool: asyncpg.Pool) -> None:
+    await pool.execute("UPDATE replays SET filter = filter - 'unknown_key'")
+
+
+async def take_over(pool: asyncpg.Pool, worker: ReplayRunner, replay_id: uuid.UUID) -> None:
+    """The lease runs out and the worker takes the replay up again."""
+    await pool.execute("UPDATE replays SET lease_expires_at = now() - interval '1 second'")
+    assert await worker.claim() == replay_id
+
+
+async def test_a_batch_that_keeps_failing_fails_the_replay_with_the_error(
+    committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession],
+    dead_three: uuid.UUID, pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    body = {"filter": {"distribution_id": str(dead_three), "status": "dead"}}
+    replay = await post(committing_client, "/api/v1/replays", body)
+    replay_id, url = uuid.UUID(replay["id"]), f"/api/v1/replays/{replay['id']}"
+    await break_filter(pool)
+    worker = runner(sessions, max_batch_attempts=3)
+    assert await worker.claim() == replay_id
+
+    for tries in (1, 2):
+        await worker.run(replay_id)
+        shown = (await committing_client.get(url, headers=READER)).json()
+        assert (shown["status"], shown["batch_attempts"]) == ("running", tries)
+        assert f"({tries} of 3 tries" in shown["last_error"]
+        await take_over(pool, worker, replay_id)
+    await worker.run(replay_id)
+
+    shown = (await committing_client.get(url, headers=READER)).json()
+    assert (shown["status"], shown["batch_attempts"], shown["queued"]) == ("failed", 3, 0)
+    assert shown["finished_at"] is not None
+    assert "failed 3 times in a row" in shown["last_error"]
+    assert "ValidationError" in shown["last_error"] and "unknown_key" in shown["last_error"]
+    await pool.execute("UPDATE replays SET lease_expires_at = now() - interval '1 second'")
+    assert await worker.claim() is None  # not taken up again
+    listed = await committing_client.get("/api/v1/replays?status=failed", headers=READER)
+    assert [r["id"] for r in listed.json()["items"]] == [replay["id"]]
+    await post(committing_client, f"{url}/cancel", status=409)
+    assert await statuses(pool) == {"dead": 3}
+
+
+async def test_a_committed_batch_starts_the_count_of_failed_tries_again(
+    committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession],
+    dead_three: uuid.UUID, pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    replay = await post(committing_client, "/api/v1/replays", {"filter": {"status": "dead"}})
+    replay_id, url = uuid.UUID(replay["id"]), f"/api/v1/replays/{replay['id']}"
+    worker = runner(sessions, batch=1, max_batch_attempts=2)
+    assert await worker.claim() == replay_id
+    await break_filter(pool)
+    await worker.run(replay_id)  # the first batch fails once
+    await mend_filter(pool)
+    await take_over(pool, worker, replay_id)
+    assert await worker.run_batch(replay_id) is True  # then it commits
+    await break_filter(pool)
+    await worker.run(replay_id)  # the next batch fails once: one try of two, not two
+
+    shown = (await committing_client.get(url, headers=READER)).json()
+    assert (shown["status"], shown["batch_attempts"], shown["queued"]) == ("running", 1, 1)
+    await mend_filter(pool)
+    await take_over(pool, worker, replay_id)
+    await worker.run(replay_id)
+    shown = (await committing_client.get(url, headers=READER)).json()
+    assert (shown["status"], shown["batch_attempts"], shown["queued"]) == ("done", 0, 3)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.delivery.models import Delivery, DeliveryAttempt
 from app.ops.models import Replay
 from tests.conftest import READER, WRITER
+from tests.factories import distribution_body
 from tests.ops.test_audit_routes import delivery, distribution
 
 
@@ -77,3 +78,21 @@ async def test_queued_or_empty_deliveries_cannot_be_replayed(
     assert (
         await client.post("/api/v1/deliveries/999999/replay", headers=WRITER)
     ).status_code == 404
+
+
+async def test_a_nul_character_in_a_filter_or_an_audience_is_a_422_not_a_500(
+    committing_client: httpx.AsyncClient,
+) -> None:
+    body = distribution_body(code_source={"type": "publish", "campaign": "Welcome"})
+    created = await committing_client.post("/api/v1/distributions", json=body, headers=WRITER)
+    runs = f"/api/v1/distributions/{created.json()['id']}/runs"
+    for url, body in [
+        ("/api/v1/replays/plan", {"filter": {"braze_user_key": "external_id:a\x00"}}),
+        ("/api/v1/replays", {"filter": {"event_type": "customer.\x00"}}),
+        (runs, {"audience": {"segment_id": "seg_\x00"}}),
+        ("/api/v1/distributions", distribution_body(name="welcome\x00")),
+    ]:
+        answer = await committing_client.post(url, json=body, headers=WRITER)
+        assert answer.status_code == 422, (url, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_text"
+        assert "NUL" in answer.json()["error"]["message"]

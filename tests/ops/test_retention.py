@@ -69,7 +69,9 @@ async def test_old_settled_rows_go_new_rows_and_pending_work_stay(pool: asyncpg.
 
     pruned = await prune(pool, older_than=timedelta(days=30), batch=2)
 
-    assert pruned.rows == {"deliveries": 5, "braze_requests": 6, "replays": 0, "webhook_events": 5}
+    assert pruned.rows == {
+        "deliveries": 5, "runs": 0, "braze_requests": 6, "replays": 0, "webhook_events": 5
+    }  # fmt: skip
     events = {r["id"] for r in await pool.fetch("SELECT id FROM webhook_events")}
     assert events == {old_pending, recent}
     assert (
@@ -98,3 +100,60 @@ async def test_unfinished_replays_are_kept_whatever_their_age(pool: asyncpg.Pool
     assert pruned.rows["replays"] == 2
     left = {r["status"] for r in await pool.fetch("SELECT status FROM replays")}
     assert left == {"queued", "running"}
+
+
+async def add_run(
+    pool: asyncpg.Pool, status: str, *, days_old: int, delivery: str | None = None
+) -> int:
+    """A run in `status` that finished (or was canceled, or scheduled) `days_old` days ago,
+    with one delivery in status `delivery` created then, if given."""
+    age = timedelta(days=days_old)
+    distribution = await pool.fetchval(
+        "INSERT INTO distributions (name, triggers, code_source, identity, mapping)"
+        " VALUES ($1, '{customer.order.paid}', '{}', '{}', '[]') RETURNING id",
+        f"run-{uuid.uuid4().hex[:6]}",
+    )
+    run = await pool.fetchval(
+        "INSERT INTO runs (distribution_id, distribution_version, status, audience, delay_seconds,"
+        " scheduled_at, requested_by, started_at, finished_at, canceled_at, created_at)"
+        " VALUES ($1, 1, $2::varchar, '{\"segment_id\": \"seg_1\"}', 600,"
+        " now() - $3::interval, 'ops',"
+        " CASE WHEN $2::varchar NOT IN ('scheduled', 'canceled') THEN now() - $3::interval END,"
+        " CASE WHEN $2::varchar IN ('done', 'failed') THEN now() - $3::interval END,"
+        " CASE WHEN $2::varchar = 'canceled' THEN now() - $3::interval END, now() - $3::interval)"
+        " RETURNING id",
+        distribution, status, age,
+    )  # fmt: skip
+    if delivery is not None:
+        await pool.execute(
+            "INSERT INTO deliveries (distribution_id, distribution_version, trigger, run_id,"
+            " run_member, status, created_at) VALUES ($1, 1, 'run', $2, 'cust_1', $3,"
+            " now() - $4::interval)",
+            distribution, run, delivery, age,
+        )  # fmt: skip
+    return int(run)
+
+
+async def test_finished_runs_go_once_no_delivery_points_to_them(pool: asyncpg.Pool) -> None:
+    gone = {
+        await add_run(pool, "done", days_old=40),
+        await add_run(pool, "canceled", days_old=40),
+        await add_run(pool, "failed", days_old=40),
+        # Its delivery is as old: pruned first, then the run in the same pass.
+        await add_run(pool, "done", days_old=40, delivery="delivered"),
+    }
+    kept = {
+        await add_run(pool, "done", days_old=1),
+        await add_run(pool, "scheduled", days_old=40),
+        await add_run(pool, "running", days_old=40),
+        # A delivery still on its way keeps the run it belongs to.
+        await add_run(pool, "done", days_old=40, delivery="pending"),
+    }
+
+    pruned = await prune(pool, older_than=timedelta(days=30), batch=2)
+
+    assert pruned.rows["runs"] == len(gone)
+    assert {r["id"] for r in await pool.fetch("SELECT id FROM runs")} == kept
+    # The kept delivery still names its run (ON DELETE SET NULL never fired for it).
+    assert await pool.fetchval("SELECT run_id FROM deliveries WHERE status = 'pending'") in kept
+    assert (await prune(pool, older_than=timedelta(days=30))).rows["runs"] == 0

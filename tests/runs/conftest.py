@@ -102,8 +102,9 @@ async def make_relay(
     workspace = f"runs-{uuid.uuid4().hex[:8]}"
 
     async def make(
-        *, lease: float = 30, page_size: int = 50, clock: Any = None, sleep: Any = None
-    ) -> Relay:
+        *, lease: float = 30, page_size: int = 50, clock: Any = None, sleep: Any = None,
+        max_failures: int = 12,
+    ) -> Relay:  # fmt: skip
         worker_id = f"w-{uuid.uuid4().hex[:6]}"
         timing = {"clock": clock, "sleep": sleep} if clock is not None else {}
         vouchers = VoucherifyClient(
@@ -118,8 +119,9 @@ async def make_relay(
             pool, voucherify=vouchers, worker_id=worker_id, lease=lease_time, schedule=schedule
         )
         executor = RunExecutor(
-            pool, voucherify=vouchers, worker_id=worker_id, lease=lease_time, page_size=page_size
-        )
+            pool, voucherify=vouchers, worker_id=worker_id, lease=lease_time, page_size=page_size,
+            max_failures=max_failures,
+        )  # fmt: skip
         worker = Worker(
             queue=DeliveryQueue(pool, worker_id=worker_id, lease=lease_time),
             braze=braze,
