@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.db.nul import contains_nul
 from app.distributions import formats
 from app.distributions.paths import MISSING, lookup
 from app.distributions.schemas import DistributionConfig, Identity
@@ -187,6 +188,12 @@ def _identity(identity: Identity, context: Mapping[str, Any]) -> tuple[str, dict
     if isinstance(value, bool) or not isinstance(value, str | int):
         return Skip(NO_IDENTIFIER, f"{identity.path} is not a string: no Braze {identity.type}")
     text = str(value).strip()
+    if contains_nul(text):
+        # Stripping it would address another Braze user; Postgres cannot store it as it is.
+        return Skip(
+            NO_IDENTIFIER,
+            f"{identity.path} contains the NUL character (\\u0000): no Braze {identity.type}",
+        )
     if identity.type == "external_id" and len(text.encode()) > MAX_EXTERNAL_ID_BYTES:
         return Skip(NO_IDENTIFIER, f"{identity.path} is longer than Braze's 987 bytes")
     if identity.type == "user_alias":
@@ -224,6 +231,12 @@ def _attributes(
             value = formats.apply_format(item.format, value)
         except formats.FormatError as exc:
             return Skip(INVALID_VALUE, f"{item.attribute} ({item.source}): {exc}", user_key)
+        if contains_nul(value):
+            return Skip(
+                INVALID_VALUE,
+                f"{item.attribute} ({item.source}) contains the NUL character (\\u0000)",
+                user_key,
+            )
         if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
             return Skip(
                 VALUE_TOO_LONG,

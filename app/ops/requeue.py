@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.nul import without_nul
 from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery, DeliveryAttempt
 from app.distributions.models import Distribution
 from app.distributions.service import to_config
@@ -111,7 +112,7 @@ async def rerun(
     delivery.braze_user_key = row["braze_user_key"]
     delivery.attributes = row["attributes"]
     delivery.skip_reason = row["skip_reason"]
-    delivery.last_error = row["last_error"]
+    delivery.last_error = without_nul(row["last_error"])
     if row["status"] == SKIPPED:  # a new pair the mapping skips: stored as intake stores it
         delivery.status = SKIPPED
         delivery.replay_id = replay.id

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from app.db.nul import contains_nul, without_nul
 from app.delivery.stopping import wait_unless_stopped
 from app.runs.backoff import FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS, give_up_message, paging_delay
 from app.runs.envelope import run_envelope
@@ -157,7 +158,7 @@ class RunExecutor:
     ) -> None:  # fmt: skip
         self._check_stop()
         stored.unseen(customers)
-        members = [Member(c["id"], self._envelope(run, c, segment_id)) for c in customers]
+        members = [self._member(run, c["id"], c, segment_id) for c in customers]
         await self.store.add_members(run, members, checkpoint=stored.checkpoint())
 
     async def _page_listed(self, run: ClaimedRun) -> None:
@@ -177,7 +178,16 @@ class RunExecutor:
             return Member(ref, None, f"customer_not_found: {exc.message}")
         except VoucherifyRequestError as exc:
             return Member(ref, None, f"{exc.key or exc.http_status}: {exc.message}")
-        return Member(ref, self._envelope(run, customer, None))
+        return self._member(run, ref, customer, None)
+
+    def _member(
+        self, run: ClaimedRun, key: str, customer: dict[str, Any], segment_id: str | None
+    ) -> Member:
+        if contains_nul(customer):
+            # Postgres cannot keep it, and a cleaned copy could address another Braze user.
+            reason = "invalid_customer: the customer's data contains the NUL character (\\u0000)"
+            return Member(without_nul(key), None, reason)
+        return Member(key, self._envelope(run, customer, segment_id))
 
     def _envelope(
         self, run: ClaimedRun, customer: dict[str, Any], segment_id: str | None

@@ -32,6 +32,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.engine import URL
 
+from app.db.nul import without_nul
 from app.db.raw import keep_session
 from app.distributions.schemas import DistributionConfig
 from app.errors import DatabaseUnavailableError
@@ -308,7 +309,7 @@ def _columns(
             envelope.project_id, envelope.event_type, envelope.customer_id,
             envelope.customer_source_id, envelope.occurred_at, pending.raw_body,
             pending.signature, outcome,
-            len(deliveries), _jsonb_text(orjson.dumps(deliveries).decode()),
+            len(deliveries), _jsonb_text(deliveries),
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
@@ -320,9 +321,11 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
 
 
-def _jsonb_text(text: str) -> str:
-    # Postgres jsonb refuses the NUL character (\u0000 in JSON text).
-    return text.replace("\\u0000", "") if "\\u0000" in text else text
+def _jsonb_text(deliveries: list[dict[str, Any]]) -> str:
+    text = orjson.dumps(deliveries).decode()
+    # Postgres jsonb refuses the NUL character. The mapping skips identifiers and attributes
+    # that hold one; what is left (an error detail quoting the event) is cleaned, rarely.
+    return orjson.dumps(without_nul(deliveries)).decode() if "\\u0000" in text else text
 
 
 def _matchable(rows: Iterable[asyncpg.Record]) -> Iterable[MatchableDistribution]:

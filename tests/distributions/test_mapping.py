@@ -236,6 +236,30 @@ def test_unformattable_values_are_refused_with_the_attribute_named() -> None:
     assert "welcome_code_expires_at" in result.detail
 
 
+def test_a_nul_character_in_a_value_skips_rather_than_sending_another_value() -> None:
+    """Postgres cannot store it, and without it the customer would get a code that is not
+    theirs: the delivery is skipped with the attribute named."""
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["voucher"]["code"] = "WELCOME\x00"
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "invalid_value", result
+    assert "NUL" in result.detail and "\x00" not in result.detail
+
+
+def test_a_nul_character_nested_in_a_raw_value_skips_too() -> None:
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["customer"]["metadata"]["tier\x00"] = "gold"
+    cfg = config(
+        mapping=[
+            {"source": "voucher.code", "attribute": "welcome_code"},
+            {"source": "customer.metadata", "attribute": "profile", "format": "raw"},
+        ]
+    )
+    result = resolve(envelope=envelope, config=cfg)
+    assert isinstance(result, Skip) and result.reason == "invalid_value"
+    assert "profile" in result.detail
+
+
 def test_fields_the_event_does_not_carry_are_left_out() -> None:
     cfg = config(
         mapping=[
@@ -308,6 +332,15 @@ def test_missing_identifier_is_skipped() -> None:
     envelope["data"]["customer"]["source_id"] = None
     result = resolve(envelope=envelope, config=config())
     assert isinstance(result, Skip) and result.reason == "no_identifier"
+
+
+def test_an_identifier_with_a_nul_character_is_no_identifier() -> None:
+    """Dropping the NUL would address another Braze user: skipped, with no user key."""
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["customer"]["source_id"] = "usr\x00x"
+    result = resolve(envelope=envelope, config=config())
+    assert isinstance(result, Skip) and result.reason == "no_identifier", result
+    assert result.braze_user_key is None and "\x00" not in result.detail
 
 
 def test_update_existing_only_is_passed_to_braze() -> None:

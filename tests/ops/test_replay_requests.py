@@ -77,6 +77,25 @@ async def test_an_event_replay_requeues_with_the_fixed_mapping_and_adds_new_dist
     assert (again["matched"], again["queued"], again["skipped"]) == (2, 0, {"already_queued": 2})
 
 
+async def test_an_event_replay_of_an_identifier_with_a_nul_character_skips_it(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Postgres cannot store the NUL, and dropping it would address another Braze user: the
+    replay says why it queued nothing instead of failing with a 500."""
+    await create_distribution(client)
+    event = await stored_event(session, 3)
+    assert event.raw_body is not None
+    event.raw_body = event.raw_body.replace(b'"user-3"', b'"usr\\u0000x"')
+    await session.flush()
+
+    replay = await post(client, f"/api/v1/events/{event.id}/replay")
+    assert (replay["matched"], replay["queued"], replay["skipped"]) == (
+        1, 0, {"no_identifier": 1},
+    )  # fmt: skip
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert (delivery.status, delivery.braze_user_key) == ("skipped", None)
+
+
 async def test_an_event_replay_says_why_a_distribution_queued_nothing(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

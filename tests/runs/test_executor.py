@@ -165,6 +165,25 @@ async def test_listed_customers_without_consent_identifier_or_record_are_counted
     assert len(state.publications_snapshot()) == 3  # no code for customers without consent
 
 
+async def test_a_customer_whose_data_holds_a_nul_character_fails_visibly(
+    committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
+    emulator: Emulator,
+) -> None:  # fmt: skip
+    """Postgres cannot store it in the member's envelope, and a cleaned copy could address
+    another Braze user: that member fails with the reason; the others are sent."""
+    state = voucherify.state
+    fine = state.add_customer(source_id="fine", metadata={"braze_opt_in": True})
+    broken = state.add_customer(source_id="bro\x00ken", metadata={"braze_opt_in": True})
+    distribution_id = await add_distribution(committing_client)
+    run = await start_run(
+        committing_client, distribution_id, {"customer_ids": [fine.id, broken.id]}
+    )
+    run = await finish(await make_relay(), committing_client, run["id"])
+    assert (run["status"], run["progress"]["delivered"]) == ("done", 1)
+    assert run["progress"]["failed"] == {"total": 1, "reasons": {"invalid_customer": 1}}
+    assert sorted(emulator.state.profiles_snapshot()) == ["external_id:fine"]
+
+
 async def test_source_ids_name_the_audience_too(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     emulator: Emulator,

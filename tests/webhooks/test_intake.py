@@ -125,10 +125,37 @@ async def test_nul_characters_are_stored_without_a_500(
     body["data"]["customer"]["id"] = "cust\x00"
     assert (await post(client, body)).status_code == 202
     delivery = (await session.execute(select(Delivery))).scalar_one()
-    assert delivery.attributes is not None and delivery.attributes["welcome_code"] == "WELCOME"
+    # Not sent as "WELCOME": that would be another code than the event's.
+    assert (delivery.status, delivery.skip_reason) == ("skipped", "invalid_value")
+    assert delivery.attributes is None and "NUL" in (delivery.last_error or "")
     body["event"]["id"] = "evt\x00"
     refused = await post(client, body)
     assert refused.status_code == 400 and "NUL" in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("source_id", "status", "user_key"),
+    [
+        # A real NUL: stripping it would address another Braze user.
+        ("usr\x00x", "skipped", None),
+        # The six characters backslash-u-0-0-0-0 are ordinary text, kept exactly.
+        ("usr\\u0000b", "pending", "external_id:usr\\u0000b"),
+    ],
+)
+async def test_nul_or_its_escape_in_the_identifier_never_addresses_another_user(
+    client: httpx.AsyncClient, session: AsyncSession, source_id: str, status: str,
+    user_key: str | None,
+) -> None:  # fmt: skip
+    await add_distribution(session)
+    body = sample("customer.segment.entered")
+    body["data"]["customer"]["source_id"] = source_id
+    response = await post(client, body)
+    assert response.status_code == 202, response.text
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert (delivery.status, delivery.braze_user_key) == (status, user_key)
+    if user_key is not None:
+        assert delivery.attributes is not None
+        assert delivery.attributes["external_id"] == source_id
 
 
 async def test_one_delivery_per_matching_distribution(
