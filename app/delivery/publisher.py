@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from app.db.nul import without_nul
 from app.delivery.retry import retry_delay
 from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
@@ -192,11 +193,13 @@ class Publisher:
         now = datetime.now(UTC)
         next_at = now + outcome.retry_in if outcome.retry_in is not None else now
         attributes = orjson.dumps(outcome.attributes).decode() if outcome.attributes else None
+        # Voucherify's messages may quote what it was sent; Postgres text takes no NUL.
+        message = without_nul(outcome.message)
         async with self._pool.acquire() as connection:
             await connection.execute(
                 _SETTLE, delivery_id, outcome.status, attributes, outcome.braze_user_key,
-                outcome.skip_reason, outcome.message, next_at, 1 if outcome.counts else 0,
-                self.worker_id, outcome.outcome, outcome.message,
+                outcome.skip_reason, message, next_at, 1 if outcome.counts else 0,
+                self.worker_id, outcome.outcome, message,
             )  # fmt: skip
 
 

@@ -141,3 +141,25 @@ async def test_the_holder_of_a_gift_card_is_looked_up(
     assert delivery["attributes"] == {
         "external_id": "braze-usr-10042", "gift_card": "GIFT-8KD2P9QX", "gift_balance": 62.0,
     }  # fmt: skip
+
+
+async def test_a_holder_id_with_a_nul_character_fails_visibly_not_forever(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher
+) -> None:
+    """Voucherify's answer about such an id may quote it; Postgres text takes no NUL: the
+    outcome is still recorded (a failure that could not be stored would retry forever)."""
+    body = distribution_body(
+        triggers=["voucher.gift.balance_added"], filters={}, consent=None,
+        mapping=[{"source": "voucher.code", "attribute": "gift_card"}],
+    )  # fmt: skip
+    assert (
+        await committing_client.post("/api/v1/distributions", json=body, headers=WRITER)
+    ).status_code == 201
+    event = sample("voucher.gift.balance_added")
+    event["data"]["voucher"]["holder_id"] = "cust\x00x"
+    await post(committing_client, event)
+    await publisher.cycle()
+    delivery = await pool.fetchrow("SELECT status, last_error FROM deliveries")
+    assert delivery["status"] == "failed", dict(delivery)
+    assert "Cannot find customer with id cust\ufffdx" in delivery["last_error"]
+    assert "\x00" not in delivery["last_error"]
