@@ -31,11 +31,13 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "the body is not JSON (UTF-8)",
+    400: "the body is not valid JSON (UTF-8)",
     401: "missing or unknown bearer token",
     403: "the token is read-only (operations that change something)",
     404: "no such resource (paths with an id)",
     409: "the request conflicts with the current state (e.g. replaying a pending delivery)",
+    413: "the body is over API_MAX_BODY_BYTES",
+    415: "the body was not sent with Content-Type: application/json",
     422: "the request is invalid; details says where",
     503: "the database is unavailable: retry later (Retry-After)",
 }
