@@ -37,6 +37,7 @@ from app.metrics.registry import process_running
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
+from app.ops.body_limit import ApiBodyLimit
 from app.runs import routes as runs_routes
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
@@ -135,10 +136,15 @@ def create_app(
 
 
 class VoucherRelayApp(FastAPI):
-    """FastAPI with the webhook fast path outermost, ahead of every middleware layer."""
+    """FastAPI with the webhook fast path outermost, ahead of every middleware layer, then the
+    /api/v1 body limit."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return WebhookFastPath(super().build_middleware_stack(), state=self.state)
+        limited = ApiBodyLimit(
+            super().build_middleware_stack(),
+            limit=lambda: int(self.state.settings.api_max_body_bytes),
+        )
+        return WebhookFastPath(limited, state=self.state)
 
 
 def _database_url(settings: Settings, database_url: URL | None) -> URL:
