@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     # Voucherify: incoming webhook secrets (comma separated, for rotation) and the API.
     voucherify_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    api_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest /api/v1 request body, in bytes (larger ones get 413). The largest "
+        "legitimate one is a run listing 10,000 customers (about 2.6 MB at 255 characters each); "
+        "`distributions import` writes to the database directly, not through the API.",
+    )
     voucherify_api_url: str = "https://api.voucherify.io"
     voucherify_app_id: str | None = None
     voucherify_app_token: SecretStr | None = None

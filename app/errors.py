@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.exc import StatementError
 
 # Seconds a client (Voucherify) is asked to wait before retrying when the database is down.
 DATABASE_RETRY_AFTER_SECONDS = 30
@@ -16,6 +17,22 @@ def error_body(code: str, message: str, details: object = None) -> dict[str, obj
     if details is not None:
         error["details"] = details
     return {"error": error}
+
+
+def short_error(exc: BaseException) -> str:
+    """`Class: message` for a row an operator reads (a replay's last_error). For a database
+    error, the driver's class and its message's first line: never the SQL statement and its
+    parameters (customer ids), which SQLAlchemy adds to its own message."""
+    if not isinstance(exc, StatementError):
+        text = str(exc)
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if exc.orig is None:  # refused before reaching the driver: the message alone
+        return f"{type(exc).__name__}: {exc.args[0] if exc.args else ''}"
+    # asyncpg through SQLAlchemy: the adapted error is caused by asyncpg's own.
+    cause = exc.orig.__cause__
+    driver = cause if isinstance(cause, Exception) else exc.orig
+    first_line = next(iter(str(driver).strip().splitlines()), "")
+    return f"{type(driver).__name__}: {first_line}"
 
 
 class ErrorDetail(BaseModel):
@@ -31,11 +48,13 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "the body is not JSON (UTF-8)",
+    400: "the body is not valid JSON (UTF-8)",
     401: "missing or unknown bearer token",
     403: "the token is read-only (operations that change something)",
     404: "no such resource (paths with an id)",
     409: "the request conflicts with the current state (e.g. replaying a pending delivery)",
+    413: "the body is over API_MAX_BODY_BYTES",
+    415: "the body was not sent with Content-Type: application/json",
     422: "the request is invalid; details says where",
     503: "the database is unavailable: retry later (Retry-After)",
 }

@@ -37,6 +37,7 @@ from app.metrics.registry import process_running
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
+from app.ops.body_limit import ApiBodyLimit
 from app.runs import routes as runs_routes
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
@@ -46,6 +47,18 @@ from app.webhooks.routes import WebhookFastPath
 TEXT_POSTGRES_CANNOT_HOLD = frozenset({"22021", "22P05"})
 
 logger = logging.getLogger(__name__)
+
+SEND_JSON = "send a JSON body with Content-Type: application/json"
+
+
+def _is_json(content_type: str | None) -> bool:
+    """application/json or application/...+json, as FastAPI decides whether to parse a body."""
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 def create_app(
@@ -123,10 +136,15 @@ def create_app(
 
 
 class VoucherRelayApp(FastAPI):
-    """FastAPI with the webhook fast path outermost, ahead of every middleware layer."""
+    """FastAPI with the webhook fast path outermost, ahead of every middleware layer, then the
+    /api/v1 body limit."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return WebhookFastPath(super().build_middleware_stack(), state=self.state)
+        limited = ApiBodyLimit(
+            super().build_middleware_stack(),
+            limit=lambda: int(self.state.settings.api_max_body_bytes),
+        )
+        return WebhookFastPath(limited, state=self.state)
 
 
 def _database_url(settings: Settings, database_url: URL | None) -> URL:
@@ -158,12 +176,30 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (refused := _not_json(request, exc)) is not None:
+            return refused
         details = [
             {"loc": list(err.get("loc", ())), "message": err.get("msg"), "type": err.get("type")}
             for err in exc.errors()
         ]
         return JSONResponse(error_body("validation_error", "the request is invalid", details), 422)
+
+    def _not_json(request: Request, exc: RequestValidationError) -> JSONResponse | None:
+        """400 for a body that is not JSON, 415 for one not sent as JSON: both say what to send
+        (pydantic's "valid dictionary or object" does not)."""
+        errors = exc.errors()
+        for err in errors:
+            if err.get("type") == "json_invalid":
+                reason = (err.get("ctx") or {}).get("error", "JSON decode error")
+                message = f"the body is not valid JSON ({reason}); {SEND_JSON}"
+                return JSONResponse(error_body("invalid_json", message), 400)
+        body_refused = any(tuple(err.get("loc", ()))[:1] == ("body",) for err in errors)
+        if body_refused and not _is_json(request.headers.get("content-type")):
+            given = request.headers.get("content-type") or "no Content-Type"
+            message = f"the body was sent as {given}; {SEND_JSON}"
+            return JSONResponse(error_body("unsupported_media_type", message), 415)
+        return None
 
     async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", type(exc).__name__)

@@ -101,6 +101,8 @@ def resolve(
 ) -> Resolution:
     """Map one event through one distribution. A `voucher` given (a published code) wins."""
     event_type = lookup(envelope, "event.type")
+    if event_type is MISSING:
+        return Skip(FILTERED_OUT, f"the event has no event.type; expected one of {config.triggers}")
     if event_type not in config.triggers:
         return Skip(FILTERED_OUT, f"event type {event_type!r} is not among {config.triggers}")
     data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}

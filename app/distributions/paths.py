@@ -12,7 +12,14 @@ PATH_PATTERN = re.compile(rf"^{_SEGMENT}(?:\.{_SEGMENT})*$")
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 MAX_PATH_LENGTH = 200
 
-MISSING: Any = object()
+
+class _Missing:
+    def __repr__(self) -> str:
+        # Readable wherever it ends up in a message (never `<object object at 0x...>`).
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
 """Returned by `lookup` when the path does not exist (as opposed to existing with null)."""
 
 

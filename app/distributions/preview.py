@@ -12,8 +12,18 @@ from app.distributions.schemas import (
     LiquidSnippets,
     PreviewResult,
 )
+from app.webhooks import envelope as envelope_parser
+from app.webhooks.intake import NotAnEnvelopeError
 
 _DEFAULTS = {"integer": "0", "minor_units_to_decimal": "0", "boolean": "false"}
+
+
+def check_envelope(body: dict[str, Any]) -> dict[str, Any]:
+    """The body, if the webhook intake would take it; else the intake's 400, saying why."""
+    try:
+        return envelope_parser.from_body(body).body
+    except envelope_parser.EnvelopeError as exc:
+        raise NotAnEnvelopeError(str(exc)) from None
 
 
 def preview(*, config: DistributionConfig, envelope: dict[str, Any]) -> PreviewResult:

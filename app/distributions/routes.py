@@ -106,6 +106,8 @@ async def delete(
 @router.post(
     "/distributions/{distribution_id}/preview",
     summary="An event body in, the exact Braze object (or why not) out; nothing stored or sent",
+    description="The body is checked as the webhook intake checks it: one intake would refuse "
+    "(not a v2024-01-01 envelope, a legacy v2018-08-01 body) gets 400 saying why.",
 )
 async def preview(
     distribution_id: uuid.UUID,
@@ -114,7 +116,9 @@ async def preview(
     envelope: Annotated[dict[str, Any], Body(description="a Voucherify webhook body")],
 ) -> PreviewResult:
     distribution = await service.get_or_404(session=session, distribution_id=distribution_id)
-    return preview_service.preview(config=service.to_config(distribution), envelope=envelope)
+    return preview_service.preview(
+        config=service.to_config(distribution), envelope=preview_service.check_envelope(envelope)
+    )
 
 
 @router.get("/distributions/{distribution_id}/liquid", summary="Liquid snippets for each attribute")

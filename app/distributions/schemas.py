@@ -163,7 +163,7 @@ class DistributionConfig(_Strict):
         if self.action == "set" and not any(i.source == CODE_SOURCE_PATH for i in self.mapping):
             raise ValueError(
                 f'the voucher code must be mapped: add {{"source": "{CODE_SOURCE_PATH}", '
-                '"attribute": "..."}} to mapping'
+                '"attribute": "..."} to mapping'
             )
         return self
 

@@ -25,6 +25,7 @@ from app.config import Settings
 from app.delivery.models import Delivery
 from app.delivery.stopping import wait_unless_stopped
 from app.distributions.models import Distribution
+from app.errors import short_error
 from app.ops import replay_scope
 from app.ops.models import DONE, FAILED, RUNNING, Replay
 from app.ops.replay_schemas import BulkFilter
@@ -187,7 +188,7 @@ class ReplayRunner:
                 pass
         except Exception as exc:
             logger.exception("replay %s: a batch failed", replay_id)
-            await self._batch_failed(replay_id, f"{type(exc).__name__}: {exc}"[:2000])
+            await self._batch_failed(replay_id, short_error(exc)[:2000])
 
     async def _batch_failed(self, replay_id: uuid.UUID, error: str) -> None:
         async with self.sessionmaker() as session, session.begin():

@@ -31,14 +31,16 @@ async def replay_delivery(
             f"delivery {delivery_id} has nothing to send (skipped: {delivery.skip_reason}); "
             "fix the distribution or the customer, then replay the event"
         )
+    # Done once the delivery is queued again: what happens to it then is the delivery's story.
+    now = datetime.now(UTC)
     replay = Replay(
         kind="delivery", requested_by=principal.name, filter={"delivery_id": delivery_id},
-        force=force, matched=1, queued=1,
+        force=force, matched=1, queued=1, started_at=now, finished_at=now,
     )  # fmt: skip
     session.add(replay)
     await session.flush()
     delivery.status = PENDING
-    delivery.next_attempt_at = datetime.now(UTC)
+    delivery.next_attempt_at = now
     delivery.force = force
     delivery.attempts = 0  # a replay gets the whole retry schedule again, as every replay does
     delivery.replay_id = replay.id

@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 # Only settled deliveries are replayed: pending and in-flight ones are queued already.
 SettledStatus = Literal["delivered", "skipped", "failed", "dead"]
 
 
-class ReplayOptions(BaseModel):
-    force: bool = Field(default=False, description="send even values Braze already has")
+def _utc(moment: datetime | None) -> datetime | None:
+    # A time without a zone is UTC, as everywhere in this API (and comparable with one that has).
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
-class Window(BaseModel):
-    since: datetime | None = Field(default=None, description="from this time (inclusive)")
-    until: datetime | None = Field(default=None, description="until this time (exclusive)")
+Moment = Annotated[datetime, AfterValidator(_utc)]
+
+
+class _Request(BaseModel):
+    """A request body: an unknown field is refused (a typo must not run a real replay)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReplayOptions(_Request):
+    # Strict: "yes" or 1 must not start a forced replay.
+    force: StrictBool = Field(default=False, description="send even values Braze already has")
+
+
+class Window(_Request):
+    since: Moment | None = Field(default=None, description="from this time (inclusive)")
+    until: Moment | None = Field(default=None, description="until this time (exclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
+        if self.since and self.since > datetime.now(UTC):
+            raise ValueError(f"since ({self.since.isoformat()}) is in the future")
         if self.since and self.until and self.since >= self.until:
             raise ValueError("since must be before until")
         return self
@@ -30,20 +47,18 @@ class Window(BaseModel):
 class DistributionReplayRequest(Window, ReplayOptions):
     """Events of the distribution's triggers received in [since, until) (until: now)."""
 
-    since: datetime = Field(description="from this time (inclusive)")
+    since: Moment = Field(description="from this time (inclusive)")
 
 
 class BulkFilter(Window):
     """Settled deliveries: every key optional, at least one given; all given must hold."""
 
-    model_config = ConfigDict(extra="forbid")
-
     distribution_id: uuid.UUID | None = None
     status: SettledStatus | None = Field(default=None, description="default: every settled one")
     event_type: str | None = Field(default=None, description="the type of the delivery's event")
     braze_user_key: str | None = Field(default=None, description="e.g. external_id:u-1")
-    since: datetime | None = Field(default=None, description="created at or after (inclusive)")
-    until: datetime | None = Field(default=None, description="created before (exclusive)")
+    since: Moment | None = Field(default=None, description="created at or after (inclusive)")
+    until: Moment | None = Field(default=None, description="created before (exclusive)")
 
     @model_validator(mode="after")
     def _not_everything(self) -> BulkFilter:
@@ -56,7 +71,7 @@ class BulkReplayRequest(ReplayOptions):
     filter: BulkFilter
 
 
-class PlanRequest(BaseModel):
+class PlanRequest(_Request):
     filter: BulkFilter
 
 

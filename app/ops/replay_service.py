@@ -70,6 +70,7 @@ async def replay_event(
     replay = await _record(
         session, kind="event", principal=principal, filter={"event_id": event_id}, force=force
     )
+    replay.started_at = datetime.now(UTC)
     tally = Tally()
     for distribution in distributions:
         await rerun(
@@ -77,6 +78,7 @@ async def replay_event(
             delivery=existing.get(distribution.id), tally=tally,
         )  # fmt: skip
     tally.add_to(replay)
+    replay.finished_at = datetime.now(UTC)
     await session.flush()
     return replay
 

@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 # Voucherify holds a manual distribution 10 minutes so that it can still be stopped (reference 3).
 DEFAULT_DELAY_SECONDS = 600
@@ -60,7 +67,10 @@ class RunCreate(BaseModel):
         default=None, ge=0, le=MAX_DELAY_SECONDS,
         description=f"wait before sending (default {DEFAULT_DELAY_SECONDS}; less needs send_now)",
     )  # fmt: skip
-    send_now: bool = Field(default=False, description="allow a delay under 600 s (0: at once)")
+    # Strict: "yes" or 1 must not send a run at once.
+    send_now: StrictBool = Field(
+        default=False, description="allow a delay under 600 s (0: at once)"
+    )
 
     @model_validator(mode="after")
     def _delay(self) -> RunCreate:

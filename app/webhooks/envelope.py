@@ -50,10 +50,16 @@ def _text(value: Any, limit: int = 255) -> str | None:
 
 
 def parse(raw: bytes) -> Envelope:
+    """The envelope of a raw webhook body; EnvelopeError says why it is not one."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError(f"the body is not valid JSON (UTF-8): {exc}") from None
+    return from_body(body)
+
+
+def from_body(body: Any) -> Envelope:
+    """The envelope of an already parsed body (intake and preview check bodies alike)."""
     if not isinstance(body, dict):
         raise EnvelopeError("the body is not a JSON object")
     if body.get("object") == "event" or "webhook_id" in body:

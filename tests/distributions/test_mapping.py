@@ -346,3 +346,16 @@ def test_an_identifier_with_a_nul_character_is_no_identifier() -> None:
 def test_update_existing_only_is_passed_to_braze() -> None:
     result = send(sample("customer.segment.entered"), config(update_existing_only=True))
     assert result.attributes["_update_existing_only"] is True
+
+
+def test_an_event_without_a_type_is_explained_in_words() -> None:
+    result = resolve(envelope={"data": {}}, config=config())
+    assert isinstance(result, Skip) and result.reason == "filtered_out"
+    assert result.detail.startswith("the event has no event.type")
+    assert "object at 0x" not in result.detail
+
+
+def test_a_missing_value_reads_as_missing() -> None:
+    from app.distributions.paths import MISSING
+
+    assert repr(MISSING) == "<missing>"

@@ -189,6 +189,25 @@ async def test_preview_explains_a_skip(client: httpx.AsyncClient) -> None:
     assert response.json()["reason"] == "no_consent"
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({}, "event.id and event.type are required"),
+        ({"object": "event", "type": "customer.segment.entered", "data": {}}, "legacy v2018-08-01"),
+        ({"event": {"id": "evt_1", "type": "customer.segment.entered"}}, "source.id is required"),
+    ],
+)
+async def test_preview_refuses_what_intake_refuses_with_the_same_400(
+    client: httpx.AsyncClient, body: dict[str, Any], says: str
+) -> None:
+    created = await create(client)
+    response = await client.post(f"{BASE}/{created['id']}/preview", json=body, headers=READER)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_webhook" and says in error["message"]
+    assert "object at 0x" not in response.text
+
+
 async def test_preview_stores_nothing(client: httpx.AsyncClient) -> None:
     created = await create(client)
     await client.post(

@@ -23,6 +23,7 @@ def test_the_design_example_is_valid() -> None:
 def test_the_voucher_code_must_be_mapped() -> None:
     message = errors(mapping=[{"source": "voucher.expiration_date", "attribute": "expires"}])
     assert "the voucher code must be mapped" in message
+    assert 'add {"source": "voucher.code", "attribute": "..."} to mapping' in message
 
 
 def test_unset_needs_no_code_mapping() -> None:

@@ -221,3 +221,30 @@ async def test_a_committed_batch_starts_the_count_of_failed_tries_again(
     await worker.run(replay_id)
     shown = (await committing_client.get(url, headers=READER)).json()
     assert (shown["status"], shown["batch_attempts"], shown["queued"]) == ("done", 0, 3)
+
+
+async def test_a_database_error_is_recorded_without_the_sql_or_its_parameters(
+    committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession],
+    dead_three: uuid.UUID, pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    replay = await post(committing_client, "/api/v1/replays", {"filter": {"status": "dead"}})
+    replay_id, url = uuid.UUID(replay["id"]), f"/api/v1/replays/{replay['id']}"
+    worker = runner(sessions)
+    assert await worker.claim() == replay_id
+    await pool.execute(
+        "CREATE FUNCTION refuse_attempts() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'attempts are refused today'; END $$;"
+        " CREATE TRIGGER refuse_attempts BEFORE INSERT ON delivery_attempts"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_attempts()"
+    )
+    try:
+        await worker.run(replay_id)
+    finally:
+        await pool.execute(
+            "DROP TRIGGER refuse_attempts ON delivery_attempts; DROP FUNCTION refuse_attempts()"
+        )
+
+    last_error = (await committing_client.get(url, headers=READER)).json()["last_error"]
+    assert last_error.endswith("RaiseError: attempts are refused today"), last_error
+    for leak in ("[SQL", "parameters", "INSERT", "user-1", "external_id"):
+        assert leak not in last_error, last_error

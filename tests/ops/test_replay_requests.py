@@ -73,6 +73,7 @@ async def test_an_event_replay_requeues_with_the_fixed_mapping_and_adds_new_dist
         ("replay_queued", replay["id"], "manual")
     ]
 
+    assert replay["started_at"] is not None and replay["finished_at"] is not None
     again = await post(client, f"/api/v1/events/{event.id}/replay")
     assert (again["matched"], again["queued"], again["skipped"]) == (2, 0, {"already_queued": 2})
 

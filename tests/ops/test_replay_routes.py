@@ -47,6 +47,19 @@ async def test_replaying_a_dead_delivery_queues_it_and_records_who_asked(
     assert (attempt.outcome, attempt.replay_id) == ("replay_queued", replay_id)
 
 
+async def test_a_one_delivery_replay_is_done_with_its_start_and_finish_times(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    row = await dead(session)
+    response = await client.post(f"/api/v1/deliveries/{row.id}/replay", headers=WRITER)
+    assert response.status_code == 202, response.text
+    shown = await client.get(f"/api/v1/replays/{response.json()['replay_id']}", headers=READER)
+    replay = shown.json()
+    assert replay["status"] == "done"
+    assert replay["started_at"] is not None and replay["finished_at"] is not None
+    assert replay["requested_at"] <= replay["started_at"] <= replay["finished_at"]
+
+
 async def test_a_replay_without_body_does_not_force(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

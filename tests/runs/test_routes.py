@@ -173,3 +173,11 @@ async def test_runs_are_listed_newest_first_by_distribution_and_status(
     assert [r["id"] for r in canceled.json()["items"]] == [ids[0]]
     bad = await client.get("/api/v1/runs", params={"status": "paused"}, headers=READER)
     assert bad.status_code == 422
+
+
+async def test_send_now_must_be_a_real_boolean(client: httpx.AsyncClient) -> None:
+    distribution_id = await _distribution(client)
+    for loose in ("yes", 1):
+        refused = await _run(client, distribution_id, {"audience": SEGMENT, "send_now": loose})
+        assert refused.status_code == 422
+        assert ["body", "send_now"] in [d["loc"] for d in refused.json()["error"]["details"]]
