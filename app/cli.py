@@ -13,6 +13,7 @@ from types import FrameType
 import uvicorn
 import uvloop
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,10 +117,17 @@ def _load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(problems) from None
+        raise ConfigError("; ".join(_problem(err) for err in exc.errors())) from None
+
+
+def _problem(err: ErrorDetails) -> str:
+    """`SETTING: what is wrong`. A rule across settings (a model validator) has no location:
+    its message names the settings itself."""
+    error = err.get("ctx", {}).get("error")
+    message = str(error) if err["type"] == "value_error" and error is not None else err["msg"]
+    if not err["loc"]:
+        return message
+    return f"{'.'.join(str(part) for part in err['loc']).upper()}: {message}"
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
