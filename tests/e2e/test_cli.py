@@ -125,6 +125,24 @@ def test_a_second_process_reuses_the_server_without_stopping_it(data_dir: Path) 
     assert owner.running_pid() is None
 
 
+def test_a_command_beside_serve_leaves_its_postgres_running_and_says_so(data_dir: Path) -> None:
+    env = service_env(DATA_DIR=str(data_dir))
+    owner = EmbeddedPostgres(data_dir)  # what `serve` (make run) does first
+    owner.start()
+    try:
+        beside = run_cli("distributions", "export", env=env)
+        assert beside.returncode == 0, beside.stderr
+        assert owner.running_pid() is not None
+        assert "embedded Postgres stopped" not in beside.stderr
+        assert "embedded Postgres left running for the process that started it" in beside.stderr
+    finally:
+        owner.stop()
+    alone = run_cli("distributions", "export", env=env)
+    assert alone.returncode == 0, alone.stderr
+    assert "embedded Postgres stopped" in alone.stderr
+    assert wait_no_postgres(data_dir.resolve() / "postgres") == []
+
+
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
