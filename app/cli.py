@@ -13,6 +13,7 @@ from types import FrameType
 import uvicorn
 import uvloop
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=9000, help="listen port (default 9000)")
     emulator.add_argument("--latency-ms", type=float, default=0, help="delay every answer")
 
+    voucherify = commands.add_parser(
+        "voucherify-emulator",
+        help="serve a Voucherify API emulator with sandbox data (a sandbox without Voucherify)",
+    )
+    voucherify.add_argument("--host", default="0.0.0.0", help="listen address (default 0.0.0.0)")
+    voucherify.add_argument("--port", type=int, default=9001, help="listen port (default 9001)")
+    voucherify.add_argument(
+        "--empty", action="store_true", help="start without the sandbox's customers and campaign"
+    )
+
     distributions = commands.add_parser(
         "distributions", help="export or import distributions (configuration in git)"
     ).add_subparsers(dest="action", required=True)
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             _worker(settings, args)
         elif args.command == "braze-emulator":
             _braze_emulator(settings, args)
+        elif args.command == "voucherify-emulator":
+            _voucherify_emulator(settings, args)
         elif args.command == "distributions":
             _distributions(settings, args)
     except ConfigError as exc:
@@ -116,10 +129,17 @@ def _load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(problems) from None
+        raise ConfigError("; ".join(_problem(err) for err in exc.errors())) from None
+
+
+def _problem(err: ErrorDetails) -> str:
+    """`SETTING: what is wrong`. A rule across settings (a model validator) has no location:
+    its message names the settings itself."""
+    error = err.get("ctx", {}).get("error")
+    message = str(error) if err["type"] == "value_error" and error is not None else err["msg"]
+    if not err["loc"]:
+        return message
+    return f"{'.'.join(str(part) for part in err['loc']).upper()}: {message}"
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -223,6 +243,23 @@ def _braze_emulator(settings: Settings, args: argparse.Namespace) -> None:
         raise ConfigError("BRAZE_API_KEY: set the key the emulator accepts (any value)")
     app = create_emulator(api_key=settings.braze_api_key)
     emulator_state(app).faults.latency_ms = args.latency_ms
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, log_config=None)
+
+
+def _voucherify_emulator(settings: Settings, args: argparse.Namespace) -> None:
+    from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
+    from app.voucherify.emulator_sandbox import seed_sandbox
+
+    if settings.voucherify_app_id is None or settings.voucherify_app_token is None:
+        raise ConfigError(
+            "VOUCHERIFY_APP_ID, VOUCHERIFY_APP_TOKEN: set the keys the emulator accepts "
+            "(any values)"
+        )
+    app = create_voucherify_emulator(
+        app_id=settings.voucherify_app_id, app_token=settings.voucherify_app_token
+    )
+    if not args.empty:
+        seed_sandbox(voucherify_emulator_state(app))
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, log_config=None)
 
 

@@ -12,11 +12,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DRIVERS = ("postgresql", "postgresql+asyncpg", "postgres")
+# What both `logging` and uvicorn understand.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _EXAMPLE_URL = "postgresql://user:password@host:5432/dbname"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Errors never repeat a value given: it may be a secret (a token, a URL with a password).
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     # Database. Unset: an embedded Postgres under `data_dir` is started and owned by the process.
     database_url: SecretStr | None = None
@@ -107,6 +112,23 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_log_level(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in LOG_LEVELS:
+                raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+        return value
+
+    @field_validator("ops_api_tokens")
+    @classmethod
+    def _well_formed_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from app.ops.auth import parse_tokens
+
+        parse_tokens([token.get_secret_value() for token in value])
         return value
 
     @field_validator("retry_schedule")

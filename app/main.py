@@ -122,7 +122,7 @@ def create_app(
     try:
         app.state.ops_tokens = parse_tokens([t.get_secret_value() for t in settings.ops_api_tokens])
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"OPS_API_TOKENS: {exc}") from None
     # The webhook route first: routes are matched in order, and it is the hot path.
     app.include_router(webhooks_routes.router)
     app.include_router(health.router)

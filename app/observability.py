@@ -24,7 +24,7 @@ def secrets_of(settings: Settings) -> list[str]:
     """Every secret value the settings hold (webhook secrets, API keys, tokens, DB password)."""
     values = [s.get_secret_value() for s in settings.voucherify_webhook_secret]
     for token in settings.ops_api_tokens:
-        values.append(token.get_secret_value().rsplit(":", 1)[-1])
+        values.append(token.get_secret_value().split(":", 2)[-1])  # name:scope:token
     for secret in (settings.braze_api_key, settings.voucherify_app_token, settings.metrics_token):
         if secret is not None:
             values.append(secret.get_secret_value())

@@ -76,3 +76,30 @@ def test_a_braze_call_must_fit_in_half_a_lease() -> None:
         caught.value
     )
     assert Settings(_env_file=None, braze_timeout_seconds=59, delivery_lease_seconds=120)
+
+
+@pytest.mark.parametrize("level", ["debug", "INFO", " Warning ", "error", "critical"])
+def test_log_level_is_a_known_level_in_any_case(level: str) -> None:
+    assert Settings(_env_file=None, log_level=level).log_level == level.strip().lower()
+
+
+def test_an_unknown_log_level_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, log_level="loud")
+    assert caught.value.errors()[0]["loc"] == ("log_level",)
+    assert "must be one of debug, info, warning, error, critical" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "tokens", ["bare-token-1234", "ops:token-1234", "a:read:token-1234,b:write:token-1234"]
+)
+def test_ops_api_tokens_other_than_name_scope_token_are_refused(tokens: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, ops_api_tokens=tokens)
+    assert caught.value.errors()[0]["loc"] == ("ops_api_tokens",)
+    assert "token-1234" not in str(caught.value)
+
+
+def test_metrics_token_is_not_an_ops_token_entry() -> None:
+    settings = Settings(_env_file=None, ops_api_tokens="ops:write:ops-secret", metrics_token="m")
+    assert settings.metrics_token is not None and settings.metrics_token.get_secret_value() == "m"

@@ -21,12 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 SERVICES: dict[str, Any] = COMPOSE["services"]
-RELAY = ("migrate", "api", "worker", "braze-emulator")
+RELAY = ("migrate", "api", "worker", "braze-emulator", "voucherify-emulator")
+EMULATORS = ("braze-emulator", "voucherify-emulator")
 
 
 def test_the_stack_has_its_services() -> None:
-    assert set(SERVICES) == {"postgres", "migrate", "api", "worker", "braze-emulator"}
-    assert SERVICES["braze-emulator"]["profiles"] == ["sandbox"]
+    assert set(SERVICES) == {
+        "postgres", "migrate", "api", "worker", "braze-emulator", "voucherify-emulator",
+    }  # fmt: skip
+    for emulator in EMULATORS:
+        assert SERVICES[emulator]["profiles"] == ["sandbox"]
     assert {"pgdata", "metrics"} <= set(COMPOSE["volumes"])
 
 
@@ -63,7 +67,7 @@ def test_api_and_workers_share_one_metrics_directory() -> None:
             == (SERVICES["migrate"]["environment"]["DATABASE_URL"])
         )
     # Processes that count nothing do not need it (and have no such directory).
-    for service in ("migrate", "braze-emulator"):
+    for service in ("migrate", *EMULATORS):
         assert "PROMETHEUS_MULTIPROC_DIR" not in SERVICES[service]["environment"]
 
 
@@ -88,7 +92,11 @@ def test_the_database_url_points_at_the_compose_postgres() -> None:
 def test_healthchecks_ask_what_each_service_can_answer() -> None:
     assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
     assert "/readyz" in " ".join(SERVICES["api"]["healthcheck"]["test"])
-    assert "/_emulator/faults" in " ".join(SERVICES["braze-emulator"]["healthcheck"]["test"])
+    for emulator in EMULATORS:
+        healthcheck = " ".join(SERVICES[emulator]["healthcheck"]["test"])
+        port = SERVICES[emulator]["command"][-1]  # [..., "--port", port]
+        assert f"127.0.0.1:{port}/_emulator/faults" in healthcheck
+        assert SERVICES[emulator]["ports"] == [f"{port}:{port}"]
     assert "8000:8000" in SERVICES["api"]["ports"]
 
 

@@ -55,6 +55,11 @@ def test_every_kind_of_secret_is_known(secret_settings: Settings) -> None:
     assert set(secrets_of(secret_settings)) == set(SECRETS)
 
 
+def test_an_ops_token_holding_colons_is_redacted_whole() -> None:
+    settings = Settings(_env_file=None, ops_api_tokens="ops:write:first-half:second-half")
+    assert "first-half:second-half" in secrets_of(settings)
+
+
 def test_secrets_in_messages_fields_and_tracebacks_are_redacted(captured: io.StringIO) -> None:
     log = logging.getLogger("app.test")
     log.info("calling Braze with %s", BRAZE_KEY, extra={"token": OPS_TOKEN})

@@ -102,7 +102,15 @@ class EmbeddedPostgres:
 
     def start(self) -> URL:
         """Initialise the cluster on first use, start it unless running, return its asyncpg URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_file.touch()
+        except OSError as exc:
+            reason = "not a directory" if isinstance(exc, FileExistsError) else exc.strerror
+            raise ConfigError(
+                f"DATA_DIR: cannot keep the embedded Postgres in {self.data_dir}: "
+                f"{reason or exc} (DATABASE_URL is unset)"
+            ) from None
         with self._locked():
             self._prepare_permissions()
             fresh = not (self.pgdata / "PG_VERSION").exists()

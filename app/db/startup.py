@@ -30,8 +30,13 @@ def provide_database(settings: Settings) -> Iterator[tuple[URL, bool]]:
     try:
         yield url, True
     finally:
+        # A server another process started (`serve`, say) stays up for it: say so, not "stopped".
+        owned = server.owned
         server.stop()
-        logger.info("embedded Postgres stopped")
+        if owned:
+            logger.info("embedded Postgres stopped")
+        else:
+            logger.info("embedded Postgres left running for the process that started it")
 
 
 def check_reachable(url: URL, *, timeout: float) -> None:

@@ -44,20 +44,25 @@ class OpsPrincipal:
 
 
 def parse_tokens(entries: list[str]) -> list[OpsToken]:
-    """`name:scope:token`, `name:token` (write) or a bare `token` (write, named token-N)."""
-    tokens = []
+    """Each entry `name:scope:token` (scope `read` or `write`; the token may hold colons).
+
+    A ValueError names the entry by its position only: a malformed entry may be a bare token,
+    so no part of it is ever repeated. A token given twice is refused (which scope would win?).
+    """
+    tokens: list[OpsToken] = []
+    seen: dict[str, int] = {}
     for number, entry in enumerate(entries, start=1):
         parts = entry.split(":", 2)
-        if len(parts) == 3 and parts[1] in SCOPES:
-            name, scope, secret = parts[0], parts[1], parts[2]
-        elif len(parts) == 3:
-            raise ValueError(f"OPS_API_TOKENS entry {number}: scope must be one of {SCOPES}")
-        elif len(parts) == 2:
-            name, scope, secret = parts[0], "write", parts[1]
-        else:
-            name, scope, secret = f"token-{number}", "write", parts[0]
-        if not secret or not name:
-            raise ValueError(f"OPS_API_TOKENS entry {number}: empty name or token")
+        if len(parts) != 3:
+            raise ValueError(f"entry {number} is not name:scope:token")
+        name, scope, secret = parts
+        if scope not in SCOPES:
+            raise ValueError(f"entry {number}: the scope must be read or write (name:scope:token)")
+        if not name or not secret:
+            raise ValueError(f"entry {number}: empty name or token (name:scope:token)")
+        if secret in seen:
+            raise ValueError(f"entries {seen[secret]} and {number} have the same token")
+        seen[secret] = number
         tokens.append(OpsToken(name=name, scope=scope, secret=secret))
     return tokens
 

@@ -125,6 +125,24 @@ def test_a_second_process_reuses_the_server_without_stopping_it(data_dir: Path) 
     assert owner.running_pid() is None
 
 
+def test_a_command_beside_serve_leaves_its_postgres_running_and_says_so(data_dir: Path) -> None:
+    env = service_env(DATA_DIR=str(data_dir))
+    owner = EmbeddedPostgres(data_dir)  # what `serve` (make run) does first
+    owner.start()
+    try:
+        beside = run_cli("distributions", "export", env=env)
+        assert beside.returncode == 0, beside.stderr
+        assert owner.running_pid() is not None
+        assert "embedded Postgres stopped" not in beside.stderr
+        assert "embedded Postgres left running for the process that started it" in beside.stderr
+    finally:
+        owner.stop()
+    alone = run_cli("distributions", "export", env=env)
+    assert alone.returncode == 0, alone.stderr
+    assert "embedded Postgres stopped" in alone.stderr
+    assert wait_no_postgres(data_dir.resolve() / "postgres") == []
+
+
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -144,6 +162,33 @@ def test_unreachable_database_fails_with_one_line_naming_the_setting() -> None:
     line = _one_error_line(run_cli("serve", env=env))
     assert "DATABASE_URL" in line and "cannot connect" in line
     assert "hunter2" not in line, "the password must never be printed"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("DATA_DIR", "/proc/nope", ["DATA_DIR: cannot keep the embedded Postgres in /proc/nope"]),
+        ("LOG_LEVEL", "loud", ["LOG_LEVEL: must be one of debug, info, warning, error"]),
+        ("BRAZE_TIMEOUT_SECONDS", "70", ["BRAZE_TIMEOUT_SECONDS (70)", "DELIVERY_LEASE_SECONDS"]),
+        ("OPS_API_TOKENS", "ops:write:ok-token,token-4321", ["OPS_API_TOKENS: entry 2 is not"]),
+        ("OPS_API_TOKENS", "ops:token-4321", ["OPS_API_TOKENS: entry 1 is not name:scope:token"]),
+        (
+            "OPS_API_TOKENS",
+            "a:read:token-4321,b:write:token-4321",
+            ["OPS_API_TOKENS: entries 1 and 2 have the same token"],
+        ),
+    ],
+)
+def test_a_bad_setting_stops_serve_with_one_line_naming_it(
+    setting: str, value: str, named: list[str], data_dir: Path
+) -> None:
+    env = service_env(DATA_DIR=str(data_dir), PORT=str(free_port()))
+    env[setting] = value
+    line = _one_error_line(run_cli("serve", env=env))
+    assert line.startswith("voucher-relay: configuration error: "), line
+    assert all(part in line for part in named), line
+    assert ": :" not in line and "Value error" not in line, line
+    assert "token-4321" not in line, "a token must never be printed"
 
 
 def test_migrate_upgrades_a_configured_database(server_url: URL) -> None:
