@@ -89,6 +89,11 @@ class Delivery(TimestampMixin, Base):
         Index("ix_deliveries_distribution_id_created_at", "distribution_id", "created_at"),
         Index("ix_deliveries_event_id", "event_id"),
         Index("ix_deliveries_braze_user_key", "braze_user_key"),
+        # Retention deleting a replay sets this to NULL: find the rows without a scan. Partial:
+        # few deliveries are ever replayed, so the hot path's inserts rarely touch it.
+        Index(
+            "ix_deliveries_replay_id", "replay_id", postgresql_where=text("replay_id IS NOT NULL")
+        ),
         # One delivery per run member: a resumed run never creates a second one.
         Index(
             "uq_deliveries_run_member",
@@ -134,6 +139,11 @@ class DeliveryAttempt(Base):
     __table_args__ = (
         Index("ix_delivery_attempts_delivery_id", "delivery_id"),
         Index("ix_delivery_attempts_braze_request_id", "braze_request_id"),
+        Index(
+            "ix_delivery_attempts_replay_id",
+            "replay_id",
+            postgresql_where=text("replay_id IS NOT NULL"),
+        ),
     )
 
 
