@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 
-import uvicorn
 import uvloop
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -23,6 +22,7 @@ from app.db import migrate as migrations
 from app.db.session import create_engine, create_sessionmaker
 from app.db.startup import check_reachable, provide_database
 from app.errors import ConfigError
+from app.listening import open_listeners, serve_http
 from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
 
@@ -145,18 +145,24 @@ def _problem(err: ErrorDetails) -> str:
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from app.main import create_app  # imported late: `migrate` needs none of the web stack
 
-    with provide_database(settings) as (url, embedded):
-        check_reachable(url, timeout=settings.db_connect_timeout_seconds)
-        if embedded or args.migrate:
-            migrations.upgrade(url)
-        app = create_app(settings, database_url=url, with_worker=not args.no_worker)
-        uvicorn.run(
-            app,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            log_level=settings.log_level,
-            log_config=None,
-        )
+    host, port = args.host or settings.host, args.port or settings.port
+    # First of all: a port in use stops here, before a Postgres is started or migrated.
+    listeners = open_listeners(
+        host,
+        port,
+        host_setting="--host" if args.host else "HOST",
+        port_setting="--port" if args.port else "PORT",
+    )
+    try:
+        with provide_database(settings) as (url, embedded):
+            check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+            if embedded or args.migrate:
+                migrations.upgrade(url)
+            app = create_app(settings, database_url=url, with_worker=not args.no_worker)
+            serve_http(app, listeners, host=host, port=port, log_level=settings.log_level)
+    finally:
+        for sock in listeners:
+            sock.close()
 
 
 def _distributions(settings: Settings, args: argparse.Namespace) -> None:
@@ -241,9 +247,10 @@ def _braze_emulator(settings: Settings, args: argparse.Namespace) -> None:
 
     if settings.braze_api_key is None:
         raise ConfigError("BRAZE_API_KEY: set the key the emulator accepts (any value)")
+    listeners = open_listeners(args.host, args.port, host_setting="--host", port_setting="--port")
     app = create_emulator(api_key=settings.braze_api_key)
     emulator_state(app).faults.latency_ms = args.latency_ms
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, log_config=None)
+    serve_http(app, listeners, host=args.host, port=args.port, log_level=settings.log_level)
 
 
 def _voucherify_emulator(settings: Settings, args: argparse.Namespace) -> None:
@@ -255,12 +262,13 @@ def _voucherify_emulator(settings: Settings, args: argparse.Namespace) -> None:
             "VOUCHERIFY_APP_ID, VOUCHERIFY_APP_TOKEN: set the keys the emulator accepts "
             "(any values)"
         )
+    listeners = open_listeners(args.host, args.port, host_setting="--host", port_setting="--port")
     app = create_voucherify_emulator(
         app_id=settings.voucherify_app_id, app_token=settings.voucherify_app_token
     )
     if not args.empty:
         seed_sandbox(voucherify_emulator_state(app))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, log_config=None)
+    serve_http(app, listeners, host=args.host, port=args.port, log_level=settings.log_level)
 
 
 def _migrate(settings: Settings) -> None:

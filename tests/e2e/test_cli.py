@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -189,6 +190,50 @@ def test_a_bad_setting_stops_serve_with_one_line_naming_it(
     assert all(part in line for part in named), line
     assert ": :" not in line and "Value error" not in line, line
     assert "token-4321" not in line, "a token must never be printed"
+
+
+def test_serve_on_a_port_in_use_stops_with_one_line_and_leaves_no_postgres(
+    data_dir: Path,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = service_env(DATA_DIR=str(data_dir), HOST="127.0.0.1", PORT=str(port))
+        line = _one_error_line(run_cli("serve", env=env))
+    assert line == (
+        f"voucher-relay: configuration error: PORT: cannot listen on 127.0.0.1:{port}: "
+        "address already in use"
+    )
+    assert wait_no_postgres(data_dir.resolve() / "postgres") == [], "a postgres was left behind"
+
+
+def test_serve_on_an_unresolvable_host_stops_with_one_line_naming_it(data_dir: Path) -> None:
+    env = service_env(DATA_DIR=str(data_dir), PORT=str(free_port()))
+    line = _one_error_line(run_cli("serve", "--host", "no-such-host.invalid", env=env))
+    assert line.startswith(
+        "voucher-relay: configuration error: --host: cannot listen on no-such-host.invalid:"
+    ), line
+    assert wait_no_postgres(data_dir.resolve() / "postgres") == []
+
+
+@pytest.mark.parametrize(
+    ("command", "keys"),
+    [
+        ("braze-emulator", {"BRAZE_API_KEY": "sandbox-key"}),
+        ("voucherify-emulator", {"VOUCHERIFY_APP_ID": "app", "VOUCHERIFY_APP_TOKEN": "token"}),
+    ],
+)
+def test_an_emulator_on_a_port_in_use_stops_with_one_line(
+    command: str, keys: dict[str, str]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli(
+            command, "--host", "127.0.0.1", "--port", str(port), env=service_env(**keys)
+        )
+    assert _one_error_line(result) == (
+        f"voucher-relay: configuration error: --port: cannot listen on 127.0.0.1:{port}: "
+        "address already in use"
+    )
 
 
 def test_migrate_upgrades_a_configured_database(server_url: URL) -> None:
