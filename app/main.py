@@ -61,6 +61,16 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    """Where a body stops being UTF-8 (a Latin-1 "Müller", say): the first bad byte."""
+    body = exc.object
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as first:
+        return f"it is not UTF-8: byte 0x{body[first.start]:02x} at position {first.start}"
+    return "it is not UTF-8"
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -172,6 +182,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own answers (an unparsable body, an unknown path) in the one error shape.
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's "There was an error parsing the body" does not say what to send.
+            message = f"the body is not valid JSON ({_not_utf8(exc.__cause__)}); {SEND_JSON}"
+            return JSONResponse(error_body("invalid_json", message), 400)
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 

@@ -24,6 +24,27 @@ async def test_a_body_that_is_not_json_gets_400_saying_so(client: httpx.AsyncCli
         assert "not valid JSON" in error["message"] and SEND_JSON in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"filter": {"braze_user_key": "Müller"}}'.encode("latin-1"), "byte 0xfc at position 32"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b'{"filter": {"status": "dead"}}\xff\xfe', "byte 0xff at position 30"),
+    ],
+)
+async def test_a_body_that_is_not_utf8_gets_400_invalid_json_saying_what_to_send(
+    client: httpx.AsyncClient, body: bytes, reason: str
+) -> None:
+    headers = {**WRITER, "content-type": "application/json"}
+    for url in ("/api/v1/replays", "/api/v1/distributions"):
+        answer = await client.post(url, content=body, headers=headers)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_json", error
+        assert error["message"].startswith("the body is not valid JSON ("), error
+        assert reason in error["message"] and SEND_JSON in error["message"], error
+
+
 @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
 async def test_a_body_not_sent_as_json_gets_415_saying_what_to_send(
     client: httpx.AsyncClient, content_type: str | None

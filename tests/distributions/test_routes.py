@@ -121,7 +121,7 @@ async def test_delete_is_soft_and_frees_the_name(client: httpx.AsyncClient) -> N
 async def test_a_body_that_is_not_json_gets_the_one_error_shape(client: httpx.AsyncClient) -> None:
     headers = {**WRITER, "content-type": "application/json"}
     answer = await client.post("/api/v1/distributions", content=b'{"\x80"}', headers=headers)
-    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_request"
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
     missing = await client.get("/api/v1/no-such-thing", headers=WRITER)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
