@@ -95,7 +95,8 @@ class Settings(BaseSettings):
         description="A run gives up (`failed`) when Voucherify is unavailable this many times "
         "in a row while it pages the audience. It waits 30 s after the first failure, twice as "
         "long after each next one, at most 10 minutes: the default 12 gives up after about 75 "
-        "minutes of waiting. A stored page starts the count again.",
+        "minutes of waiting. A stored page starts the count again; a 429 asking for a long wait "
+        "(a quota) is waited out and not counted.",
     )  # fmt: skip
     # Prometheus metrics: GET /metrics on the API (and `worker --metrics-port`).
     metrics_enabled: bool = True

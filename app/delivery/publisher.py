@@ -30,9 +30,11 @@ from app.runs.envelope import run_config, run_event_id
 from app.voucherify.client import VoucherifyClient
 from app.voucherify.errors import (
     VoucherifyError,
+    VoucherifyRateLimitedError,
     VoucherifyRequestError,
     VoucherifyUnavailableError,
 )
+from app.voucherify.retry import reschedule_after_429
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,11 @@ class Publisher:
                 result = mapping.resolve(
                     envelope=envelope, config=config, voucher=publication.voucher
                 )
+        except VoucherifyRateLimitedError as exc:
+            # Voucherify is up and asks us to come back later: no attempt of the schedule used.
+            wait = timedelta(seconds=reschedule_after_429(exc.retry_after))
+            return Outcome("pending", "rate_limited", f"Voucherify rate limited: {exc}",
+                           retry_in=wait)  # fmt: skip
         except VoucherifyUnavailableError as exc:
             delay = retry_delay(attempt=attempts + 1, schedule=self._schedule, rng=self._rng)
             if delay is None:

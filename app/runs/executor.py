@@ -8,7 +8,8 @@ crash, a shutdown, Voucherify down) resumes where it stopped and creates nothing
 
 Voucherify being unavailable while the audience is paged makes the run wait, longer after each
 failure in a row (`backoff.py`), and give up as `failed` after `max_failures` of them; a stored
-page starts the count again. A run that gave up can be resumed (`service.resume`).
+page starts the count again. A run that gave up can be resumed (`service.resume`). Voucherify
+asking for a long wait (429 past what the client sleeps) is no failure: the run waits that long.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from app.voucherify.client import MAX_PAGE_SIZE, VoucherifyClient
 from app.voucherify.errors import (
     CustomerNotFoundError,
     VoucherifyError,
+    VoucherifyRateLimitedError,
     VoucherifyRequestError,
     VoucherifyUnavailableError,
 )
+from app.voucherify.retry import reschedule_after_429
 from app.voucherify.segments import MemberCursor
 
 logger = logging.getLogger(__name__)
@@ -95,12 +98,25 @@ class RunExecutor:
             await self.store.release(run.id)
         except LostLeaseError:
             logger.warning("run %d was taken over by another worker", run.id)
+        except VoucherifyRateLimitedError as exc:
+            await self._rate_limited(run.id, exc)
         except VoucherifyUnavailableError as exc:
             await self._unavailable(run.id, exc)
         except VoucherifyError as exc:
             # An unknown segment, say: retrying will not help.
             await self.store.fail(run.id, f"Voucherify refused to list the audience: {exc}")
         return True
+
+    async def _rate_limited(self, run_id: int, exc: VoucherifyRateLimitedError) -> None:
+        """Voucherify is up and asks us to come back later (a quota, say): wait what it asked.
+        Not a failure: it does not count towards `max_failures`."""
+        wait = reschedule_after_429(exc.retry_after)
+        logger.warning("run %d: Voucherify rate limited (%s); next try in %g s", run_id, exc, wait)
+        error = (
+            f"Voucherify rate limited: waiting {wait:.0f} s; next try at next_try_at (a rate "
+            f"limit does not count towards RUN_MAX_FAILURES). Last error: {exc}"
+        )
+        await self.store.postpone(run_id, seconds=wait, error=error)
 
     async def _unavailable(self, run_id: int, exc: VoucherifyUnavailableError) -> None:
         """Wait longer after each failure in a row; give up after `max_failures` of them."""

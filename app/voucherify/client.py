@@ -70,7 +70,8 @@ class VoucherifyClient:
         5xx and transport errors get `max_attempts` tries, `backoff_base` seconds apart at
         first, doubling up to `backoff_cap`. Up to `max_rate_limit_retries` 429s are waited
         out, each for at most `max_rate_limit_wait` seconds: a longer wait (the monthly quota,
-        say) raises VoucherifyRateLimitedError at once so that the caller can reschedule.
+        say) raises VoucherifyRateLimitedError at once so that the caller can reschedule, and
+        so does every call until that wait is over (none is sent meanwhile).
         `transport` replaces the network in tests; `clock` (Unix seconds) and `sleep` drive the
         budget and every wait."""
         self.base_url = base_url.rstrip("/")

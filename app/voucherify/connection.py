@@ -1,7 +1,8 @@
 """The HTTP side of the Voucherify client: one pooled connection set carrying the auth
 headers, the rate budget awaited before every request, and the retries.
 
-A 429 is waited out as Voucherify asks (and holds back every caller of this connection); 5xx,
+A 429 is waited out as Voucherify asks (and holds back every caller of this connection; a wait
+longer than the client may sleep refuses every call until it is over, see `call`); 5xx,
 timeouts and refused connections are retried with capped exponential backoff. The app token
 lives only in the pooled client's default headers and is scrubbed from every text we keep.
 """
@@ -89,9 +90,18 @@ class VoucherifyConnection:
     ) -> httpx.Response:
         """Send one request within the budget and return the first answer that is neither a
         429 nor a retryable 5xx. Raises VoucherifyRateLimitedError or
-        VoucherifyUnavailableError when the retries are spent."""
+        VoucherifyUnavailableError when the retries are spent, and VoucherifyRateLimitedError
+        without sending while a 429's wait longer than `max_rate_limit_wait` lasts."""
         failures = rate_limited = 0
         while True:
+            held = self.budget.blocked_for()
+            if held > self._max_rate_limit_wait:
+                # A 429 asked for a long wait (a quota): sending would only spend another try.
+                raise VoucherifyRateLimitedError(
+                    f"{method} {path}: not sent, Voucherify asked to wait {held:.0f} s more",
+                    attempts=rate_limited,
+                    retry_after=held,
+                )
             await self.budget.acquire()
             status: int | None = None
             started = time.perf_counter()
@@ -168,6 +178,10 @@ class VoucherifyConnection:
     def _wait_out_429(self, response: httpx.Response, *, what: str, count: int) -> None:
         """Hold the budget until Voucherify takes calls again, or raise when we may not wait."""
         asked = rate_limit_wait(response.headers, now=self._clock())
+        if asked is not None:
+            # Blocking the budget, not only this call, holds back the other callers as well;
+            # past `max_rate_limit_wait` they are refused at once (see `call`).
+            self.budget.block_until(self._clock() + asked)
         if count > self._max_rate_limit_retries or (
             asked is not None and asked > self._max_rate_limit_wait
         ):
@@ -180,7 +194,6 @@ class VoucherifyConnection:
         # Without a hint, back off as for a 5xx, but never less than a second.
         wait = asked if asked is not None else max(1.0, backoff_delay(attempt=count))
         logger.warning("voucherify %s: 429, waiting %.1f s", what, wait)
-        # Blocking the budget, not only this call, holds back the other callers as well.
         self.budget.block_until(self._clock() + wait)
 
 

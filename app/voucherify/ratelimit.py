@@ -56,6 +56,10 @@ class RateBudget:
         """Let no call start before `when` (clock seconds); an earlier `when` changes nothing."""
         self._blocked_until = max(self._blocked_until, when)
 
+    def blocked_for(self) -> float:
+        """Seconds until calls may start again after a 429 (0 when they may now)."""
+        return max(self._blocked_until - self._clock(), 0.0)
+
     def _wait(self, now: float) -> float:
         wait = self._blocked_until - now
         if len(self._starts) == self.requests:

@@ -14,6 +14,8 @@ from email.utils import parsedate_to_datetime
 DEFAULT_MAX_ATTEMPTS = 4
 DEFAULT_BACKOFF_BASE_SECONDS = 0.5
 DEFAULT_BACKOFF_CAP_SECONDS = 8.0
+# A run or a delivery rescheduled after 429s comes back after at least this long.
+RESCHEDULE_AFTER_429_SECONDS = 30.0
 # Above this an X-Rate-Limit-Retry cannot be Unix seconds (year 5138): read it as milliseconds.
 _EPOCH_MILLISECONDS_FROM = 1e11
 
@@ -58,6 +60,13 @@ def rate_limit_wait(headers: Mapping[str, str], *, now: float) -> float | None:
     if next_allowed >= _EPOCH_MILLISECONDS_FROM:
         next_allowed /= 1000
     return max(next_allowed - now, 0.0)
+
+
+def reschedule_after_429(retry_after: float | None) -> float:
+    """Seconds until a run or a delivery tries again once the client gave up on 429s: the wait
+    Voucherify asked for (an hour, the rest of a quota), never under
+    RESCHEDULE_AFTER_429_SECONDS (the client has already waited out short ones)."""
+    return max(retry_after or 0.0, RESCHEDULE_AFTER_429_SECONDS)
 
 
 def _seconds_or_http_date(value: str, *, now: float) -> float | None:

@@ -19,6 +19,7 @@ from tests.conftest import WRITER
 from tests.delivery.conftest import Emulator, WorkerFactory, drain
 from tests.e2e.servers import serve_app_in_thread
 from tests.factories import distribution_body, sample, signed
+from tests.voucherify.fakes import FakeClock
 
 APP_ID, APP_TOKEN = "vr-app", "vr-token"
 CUSTOMER = {"id": "cust_8fN2kQ4rT6vX1zB3mP5sL7wY", "source_id": "braze-usr-10042"}
@@ -108,6 +109,52 @@ async def test_publishing_again_never_hands_out_a_second_code(
     await publisher.cycle()
     assert (await pool.fetchval("SELECT attributes FROM deliveries"))["welcome_code"] == "PUB-1"
     assert len(voucherify[1].publications_snapshot()) == 1
+
+
+async def test_a_long_429_wait_retries_the_delivery_after_it_without_using_its_schedule(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool,
+    voucherify: tuple[str, EmulatorState],
+) -> None:  # fmt: skip
+    await publish_distribution(committing_client, "Welcome 10% Off")
+    await post(committing_client, entered_without_code())
+    await post(committing_client, {**entered_without_code(), "id": "whs_2",
+               "event": {**entered_without_code()["event"], "id": "evt_2"}})  # fmt: skip
+    # Voucherify's quota is spent: come back in an hour (longer than the client sleeps).
+    voucherify[1].faults.fail_next(1, status=429, retry_after=3600)
+    clock = FakeClock()
+    client = VoucherifyClient(
+        base_url=voucherify[0], app_id=APP_ID, app_token=SecretStr(APP_TOKEN), clock=clock,
+        sleep=clock.sleep,
+    )  # fmt: skip
+    # A schedule of one step: a counted try would leave the delivery dead at the next failure.
+    publisher = Publisher(
+        pool, voucherify=client, worker_id="publisher-1", lease=timedelta(seconds=60),
+        schedule=(timedelta(milliseconds=50),),
+    )  # fmt: skip
+    try:
+        assert await publisher.cycle() == 2
+        rows = await pool.fetch(
+            "SELECT status, attempts, next_attempt_at, last_error FROM deliveries ORDER BY id"
+        )
+        for row in rows:
+            assert (row["status"], row["attempts"]) == ("pending", 0), dict(row)
+            waits = (row["next_attempt_at"] - datetime.now(UTC)).total_seconds()
+            assert 3590 < waits <= 3600, dict(row)
+            assert row["last_error"].startswith("Voucherify rate limited"), dict(row)
+        assert "asking to wait 3600 s" in rows[0]["last_error"]
+        assert "not sent" in rows[1]["last_error"]  # the second did not spend a request
+        assert len(voucherify[1].requests_snapshot()) == 1
+        outcomes = await pool.fetch("SELECT outcome FROM delivery_attempts")
+        assert [r["outcome"] for r in outcomes] == ["rate_limited", "rate_limited"]
+
+        clock.now += 3600  # the hour is over
+        await pool.execute("UPDATE deliveries SET next_attempt_at = now()")
+        assert await publisher.cycle() == 2
+        codes = await pool.fetch("SELECT attributes->>'welcome_code' AS code FROM deliveries")
+        assert sorted(r["code"] for r in codes) == ["PUB-1", "PUB-2"]
+        assert {r["attempts"] for r in await pool.fetch("SELECT attempts FROM deliveries")} == {0}
+    finally:
+        await client.aclose()
 
 
 async def test_a_campaign_out_of_codes_fails_visibly(

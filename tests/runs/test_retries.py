@@ -173,3 +173,66 @@ async def test_only_a_run_that_gave_up_on_voucherify_can_be_resumed(
 
     missing = await committing_client.post("/api/v1/runs/999999/resume", headers=WRITER)
     assert missing.status_code == 404
+
+
+async def test_a_long_429_wait_postpones_the_run_that_long_and_is_no_failure(
+    committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
+    pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    voucherify.segment(5)
+    distribution_id = await add_distribution(committing_client)
+    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    # Voucherify's quota is spent: come back in an hour (longer than the client sleeps).
+    voucherify.state.faults.fail_next(2, status=429, retry_after=3600)
+    clock = FakeClock()
+    relay = await make_relay(clock=clock, sleep=clock.sleep, max_failures=1)
+
+    assert await relay.executor.cycle() is True
+    shown = await run_status(committing_client, run["id"])
+    assert (shown["status"], shown["failures"]) == ("running", 0)  # max_failures=1: not failed
+    assert 3590 < waits(shown) <= 3600
+    assert "Voucherify rate limited: waiting 3600 s" in shown["error"], shown["error"]
+    assert "asking to wait 3600 s" in shown["error"], shown["error"]
+    assert clock.sleeps == [], "the client must not sleep the hour away holding the lease"
+    assert await relay.executor.cycle() is False  # not due before next_try_at
+
+    # Another worker's client asks again and is told the same: still no failure.
+    other = await make_relay(clock=clock, sleep=clock.sleep, max_failures=1)
+    await expire_lease(pool)
+    assert await other.executor.cycle() is True
+    shown = await run_status(committing_client, run["id"])
+    assert (shown["status"], shown["failures"]) == ("running", 0)
+    assert 3590 < waits(shown) <= 3600
+
+    clock.now += 3600  # the hour is over
+    await expire_lease(pool)
+    shown = await finish(relay, committing_client, run["id"])
+    assert (shown["status"], shown["failures"], shown["error"]) == ("done", 0, None)
+    assert shown["progress"]["delivered"] == 5
+
+
+async def test_a_client_that_was_told_to_wait_sends_nothing_until_then(
+    committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
+    pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    voucherify.segment(3)
+    distribution_id = await add_distribution(committing_client)
+    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    voucherify.state.faults.fail_next(1, status=429, retry_after=3600)
+    clock = FakeClock()
+    relay = await make_relay(clock=clock, sleep=clock.sleep, max_failures=1)
+    await relay.executor.cycle()
+    sent = len(voucherify.state.requests_snapshot())
+
+    clock.now += 600  # ten minutes on, the same worker tries again
+    await expire_lease(pool)
+    assert await relay.executor.cycle() is True
+    assert len(voucherify.state.requests_snapshot()) == sent, "a request spent on a known 429"
+    shown = await run_status(committing_client, run["id"])
+    assert (shown["status"], shown["failures"]) == ("running", 0)
+    assert 2990 < waits(shown) <= 3000  # what is left of Voucherify's hour
+
+    clock.now += 3000
+    await expire_lease(pool)
+    shown = await finish(relay, committing_client, run["id"])
+    assert shown["status"] == "done" and shown["progress"]["delivered"] == 3

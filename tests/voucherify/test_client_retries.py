@@ -128,6 +128,24 @@ async def test_429_asking_longer_than_allowed_raises_at_once_with_the_wait(
     assert clock.sleeps == []
 
 
+async def test_after_a_long_429_no_call_is_sent_until_the_wait_is_over(
+    voucherify: respx.MockRouter, clock: FakeClock
+) -> None:
+    route = voucherify.get(CUSTOMER_PATH).mock(side_effect=[limited(**{"Retry-After": "3600"}), OK])
+    async with make_client(clock, max_rate_limit_wait=120) as client:
+        with pytest.raises(VoucherifyRateLimitedError):
+            await client.get_customer("c1")
+        clock.now += 600
+        with pytest.raises(VoucherifyRateLimitedError, match="not sent") as caught:
+            await client.get_customer("c1")  # another lane, ten minutes later
+        assert caught.value.retry_after == 3000
+        assert route.call_count == 1
+        clock.now += 3000 - 120  # what is left is short enough to wait out
+        assert await client.get_customer("c1") == {"id": "c1"}
+    assert route.call_count == 2
+    assert clock.sleeps == [120.0]
+
+
 async def test_429_after_429_gives_up_after_the_allowed_retries(
     voucherify: respx.MockRouter, clock: FakeClock
 ) -> None:

@@ -8,7 +8,12 @@ import httpx
 import pytest
 
 from app.voucherify.ratelimit import RateBudget
-from app.voucherify.retry import backoff_delay, is_retryable_status, rate_limit_wait
+from app.voucherify.retry import (
+    backoff_delay,
+    is_retryable_status,
+    rate_limit_wait,
+    reschedule_after_429,
+)
 from tests.voucherify.fakes import FakeClock
 
 NOW = 1_800_000_000.0
@@ -45,6 +50,15 @@ def test_rate_limit_wait_reads_retry_after_then_x_rate_limit_retry(
     headers: dict[str, str], wait: float | None
 ) -> None:
     assert rate_limit_wait(httpx.Headers(headers), now=NOW) == wait
+
+
+@pytest.mark.parametrize(
+    ("asked", "wait"), [(3600.0, 3600.0), (45.0, 45.0), (2.0, 30.0), (None, 30.0)]
+)
+def test_a_rescheduled_run_or_delivery_waits_what_voucherify_asked_and_at_least_30_s(
+    asked: float | None, wait: float
+) -> None:
+    assert reschedule_after_429(asked) == wait
 
 
 def test_backoff_doubles_from_the_base_and_stops_at_the_cap() -> None:
