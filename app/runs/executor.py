@@ -97,7 +97,8 @@ class RunExecutor:
             # Let the next worker take it at once rather than after the lease.
             await self.store.release(run.id)
         except LostLeaseError:
-            logger.warning("run %d was taken over by another worker", run.id)
+            logger.warning("run %d is no longer ours: canceled, or taken over by another worker",
+                           run.id)  # fmt: skip
         except VoucherifyRateLimitedError as exc:
             await self._rate_limited(run.id, exc)
         except VoucherifyUnavailableError as exc:

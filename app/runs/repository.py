@@ -1,4 +1,4 @@
-"""Run queries of the API (the worker's own, on asyncpg, are in `executor_sql.py`)."""
+"""Run queries of the API (the worker's own, on asyncpg, are in `store.py`)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,23 @@ async def delivery_tallies(
     for row in result.mappings():
         tallies[row["run_id"]].append(dict(row))
     return tallies
+
+
+# Waiting deliveries only: pending rows are not leased (an in-flight one is being published or
+# sent and finishes). Each gets an attempt row, so its log says who stopped it.
+_SKIP_WAITING = text("""
+WITH skipped AS (
+    UPDATE deliveries SET status = 'skipped', skip_reason = 'run_canceled', last_error = :message,
+        updated_at = clock_timestamp()
+    WHERE run_id = :run_id AND status = 'pending'
+    RETURNING id
+)
+INSERT INTO delivery_attempts (delivery_id, outcome, message)
+SELECT id, 'skipped', :message FROM skipped
+""")
+
+
+async def skip_waiting_deliveries(session: AsyncSession, run_id: int, *, message: str) -> int:
+    """Skip the run's deliveries still waiting to be published or sent; how many."""
+    result = await session.execute(_SKIP_WAITING, {"run_id": run_id, "message": message})
+    return int(result.rowcount)  # type: ignore[attr-defined]

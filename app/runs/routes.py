@@ -49,7 +49,7 @@ async def get_run(run_id: RowId, session: SessionDep, _: OpsAuthDep) -> RunDetai
     return await service.detail(session=session, run=run)
 
 
-@router.post("/runs/{run_id}/cancel", summary="Stop a run that has not started yet")
+@router.post("/runs/{run_id}/cancel", summary="Stop a scheduled or running run")
 async def cancel_run(run_id: RowId, session: SessionDep, principal: OpsWriterDep) -> RunDetail:
     run = await service.cancel(session=session, run_id=run_id, principal=principal)
     return await service.detail(session=session, run=run)

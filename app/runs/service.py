@@ -65,21 +65,29 @@ async def schedule(
 
 
 async def cancel(*, session: AsyncSession, run_id: int, principal: OpsPrincipal) -> Run:
-    """Stop a run that has not started. Canceling a canceled run changes nothing."""
+    """Stop a run. A scheduled one never starts; a running one pages no further and its
+    deliveries still waiting are skipped (`run_canceled`); those being published or sent at
+    that moment finish. Canceling a canceled run changes nothing."""
     run = await repository.get_for_update(session, run_id)
     if run is None:
         raise NotFoundError(f"no run {run_id}")
     if run.status == CANCELED:
         return run
-    if run.status != SCHEDULED:
-        raise ConflictError(
-            f"run {run_id} is {run.status}: only a scheduled run can be canceled, and this one "
-            + ("has started; its deliveries are on their way" if run.status == "running"
-               else "has finished")
-        )  # fmt: skip
+    if run.status not in (SCHEDULED, RUNNING):
+        raise ConflictError(f"run {run_id} is {run.status}: it has finished")
+    if run.status == RUNNING:
+        # The run lane stores its next page only while the run is `running` (a page in flight
+        # is rolled back), so nothing is added after this commit.
+        skipped = await repository.skip_waiting_deliveries(
+            session, run_id, message=f"run {run_id} canceled by {principal.name}"
+        )
+        logger.info("run %d canceled while running: %d deliveries skipped", run_id, skipped)
     run.status = CANCELED
     run.canceled_at = datetime.now(UTC)
     run.canceled_by = principal.name
+    run.leased_by = None
+    run.lease_expires_at = None
+    run.next_try_at = None
     await session.flush()
     await session.refresh(run)
     return run

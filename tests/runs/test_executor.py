@@ -82,6 +82,43 @@ async def test_a_run_canceled_inside_its_delay_publishes_and_sends_nothing(
     assert emulator.state.requests_snapshot() == []
 
 
+async def test_a_run_canceled_while_paging_stops_and_skips_what_still_waits(
+    committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
+    emulator: Emulator, pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    voucherify.segment(250)
+    voucherify.state.faults.latency_ms = 100  # slow enough to cancel it between two pages
+    distribution_id = await add_distribution(committing_client)
+    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    relay = await make_relay(page_size=25)
+    paging = asyncio.create_task(relay.executor.cycle())
+    while await pool.fetchval("SELECT processed FROM runs") < 50:
+        assert not paging.done(), "the run ended before it could be canceled"
+        await asyncio.sleep(0.01)
+
+    canceled = await committing_client.post(f"/api/v1/runs/{run['id']}/cancel", headers=WRITER)
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled" and canceled.json()["canceled_by"] == "ops-team"
+    await asyncio.wait_for(paging, timeout=10)  # it stops at its next page
+    voucherify.state.faults.latency_ms = 0
+    stored = await pool.fetchval("SELECT count(*) FROM deliveries")
+    assert 50 <= stored < 250
+    assert await relay.cycle() >= 0  # the other lanes have nothing left to do
+    await relay.worker.flush()
+
+    after = await run_status(committing_client, run["id"])
+    assert after["status"] == "canceled"
+    assert after["progress"]["skipped"] == {"total": stored, "reasons": {"run_canceled": stored}}
+    assert after["progress"]["pending"] == 0 and after["progress"]["delivered"] == 0
+    assert voucherify.state.publications_snapshot() == []
+    assert emulator.state.requests_snapshot() == []
+    log = await pool.fetch("SELECT DISTINCT outcome, message FROM delivery_attempts")
+    assert [tuple(r) for r in log] == [("skipped", f"run {run['id']} canceled by ops-team")]
+    # A canceled run is never taken up again.
+    await pool.execute("UPDATE runs SET scheduled_at = now() - interval '1 hour'")
+    assert not await relay.executor.cycle()
+
+
 async def test_a_run_killed_half_way_resumes_without_a_second_code(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     emulator: Emulator, pool: asyncpg.Pool,

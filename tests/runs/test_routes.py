@@ -126,7 +126,7 @@ async def test_a_read_only_token_can_read_but_not_create_or_cancel(
     assert (await client.get("/api/v1/runs")).status_code == 401
 
 
-async def test_cancel_stops_a_scheduled_run_only(
+async def test_cancel_stops_a_scheduled_run_and_refuses_a_finished_one(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     distribution_id = await _distribution(client)
@@ -137,12 +137,12 @@ async def test_cancel_stops_a_scheduled_run_only(
     again = await client.post(f"/api/v1/runs/{run['id']}/cancel", headers=WRITER)
     assert again.status_code == 200 and again.json()["status"] == "canceled"
 
-    started = (await _run(client, distribution_id, {"audience": SEGMENT})).json()
+    finished = (await _run(client, distribution_id, {"audience": SEGMENT})).json()
     await session.execute(
-        text("UPDATE runs SET status = 'running' WHERE id = :id"), {"id": started["id"]}
+        text("UPDATE runs SET status = 'done' WHERE id = :id"), {"id": finished["id"]}
     )
-    refused = await client.post(f"/api/v1/runs/{started['id']}/cancel", headers=WRITER)
-    assert refused.status_code == 409 and "has started" in refused.json()["error"]["message"]
+    refused = await client.post(f"/api/v1/runs/{finished['id']}/cancel", headers=WRITER)
+    assert refused.status_code == 409 and "has finished" in refused.json()["error"]["message"]
     missing = await client.post("/api/v1/runs/999999/cancel", headers=WRITER)
     assert missing.status_code == 404
     assert (await client.get("/api/v1/runs/999999", headers=WRITER)).status_code == 404
