@@ -145,13 +145,14 @@ def _problem(err: ErrorDetails) -> str:
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from app.main import create_app  # imported late: `migrate` needs none of the web stack
 
-    host, port = args.host or settings.host, args.port or settings.port
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
     # First of all: a port in use stops here, before a Postgres is started or migrated.
     listeners = open_listeners(
         host,
         port,
-        host_setting="--host" if args.host else "HOST",
-        port_setting="--port" if args.port else "PORT",
+        host_setting="--host" if args.host is not None else "HOST",
+        port_setting="--port" if args.port is not None else "PORT",
     )
     try:
         with provide_database(settings) as (url, embedded):
@@ -221,25 +222,32 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
             loop.add_signal_handler(signum, stop.set)
         await run_worker(settings, url, stop)
 
-    with provide_database(settings) as (url, embedded):
-        check_reachable(url, timeout=settings.db_connect_timeout_seconds)
-        if embedded:
-            migrations.upgrade(url)
-        metrics_server = None
-        if args.metrics_port is not None:
-            if not settings.metrics_enabled:
-                raise ConfigError("--metrics-port: metrics are disabled (METRICS_ENABLED=false)")
-            token = settings.metrics_token
+    # First of all: a metrics port in use stops here, before a Postgres is started.
+    metrics_server = None
+    if args.metrics_port is not None:
+        if not settings.metrics_enabled:
+            raise ConfigError("--metrics-port: metrics are disabled (METRICS_ENABLED=false)")
+        token = settings.metrics_token
+        try:
             metrics_server = serve_metrics(
                 host=settings.host, port=args.metrics_port,
                 token=token.get_secret_value() if token else None,
                 collector=ProcessMetrics(settings.prometheus_multiproc_dir),
             )  # fmt: skip
-        try:
+        except OSError as exc:
+            raise ConfigError(
+                f"--metrics-port: cannot listen on {settings.host}:{args.metrics_port}: "
+                f"{(exc.strerror or str(exc)).lower()}"
+            ) from None
+    try:
+        with provide_database(settings) as (url, embedded):
+            check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+            if embedded:
+                migrations.upgrade(url)
             uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
-        finally:
-            if metrics_server is not None:
-                metrics_server.shutdown()
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
 
 
 def _braze_emulator(settings: Settings, args: argparse.Namespace) -> None:

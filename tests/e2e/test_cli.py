@@ -206,6 +206,20 @@ def test_serve_on_a_port_in_use_stops_with_one_line_and_leaves_no_postgres(
     assert wait_no_postgres(data_dir.resolve() / "postgres") == [], "a postgres was left behind"
 
 
+def test_a_worker_metrics_port_in_use_stops_with_one_line_and_leaves_no_postgres(
+    data_dir: Path,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = service_env(DATA_DIR=str(data_dir), HOST="127.0.0.1")
+        line = _one_error_line(run_cli("worker", "--metrics-port", str(port), env=env))
+    assert line == (
+        f"voucher-relay: configuration error: --metrics-port: cannot listen on 127.0.0.1:{port}: "
+        "address already in use"
+    )
+    assert wait_no_postgres(data_dir.resolve() / "postgres") == [], "a postgres was left behind"
+
+
 def test_serve_on_an_unresolvable_host_stops_with_one_line_naming_it(data_dir: Path) -> None:
     env = service_env(DATA_DIR=str(data_dir), PORT=str(free_port()))
     line = _one_error_line(run_cli("serve", "--host", "no-such-host.invalid", env=env))
