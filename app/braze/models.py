@@ -47,3 +47,8 @@ class BrazeGate(Base):
     blocked_reason: Mapped[str | None] = mapped_column(Text)
     blocked_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A Braze outage seen by any worker: since when requests fail (5xx, timeouts, connection
+    # errors) with no success in between, and how many. The first success after it makes the
+    # deliveries waiting on a retry due at once (instead of up to hours later).
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_requests: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -2,7 +2,9 @@
 - a token bucket: at most `rate` requests per second on average, bursts of `capacity`;
 - a pause: after a 429, or when X-RateLimit-Remaining runs low, nobody sends until it ends;
 - a block: after a configuration error (401/403/404/415) nobody sends; one worker at a time
-  probes with a real batch every `probe_interval`, and the first success lifts the block.
+  probes with a real batch every `probe_interval`, and the first success lifts the block;
+- an outage mark: requests failing (5xx, timeouts) with no success in between; the first success
+  after two or more of them ends it, and the worker then sends what waits on a retry at once.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ RETURNING tokens
 """
 _STATE = """
 SELECT tokens, refilled_at, paused_until, blocked_reason, blocked_since, next_probe_at,
-       clock_timestamp() AS now
+       failing_since, clock_timestamp() AS now
 FROM braze_gate WHERE workspace = $1
 """
 _PAUSE = """
@@ -54,6 +56,20 @@ UPDATE braze_gate SET blocked_reason = NULL, blocked_since = NULL, next_probe_at
 WHERE workspace = $1 AND blocked_reason IS NOT NULL
 RETURNING workspace
 """
+_FAILED = """
+UPDATE braze_gate SET failing_since = coalesce(failing_since, clock_timestamp()),
+    failed_requests = failed_requests + 1
+WHERE workspace = $1
+"""
+# Only one worker wins the end of an outage (and hurries the retries).
+_ANSWERED = """
+UPDATE braze_gate AS g SET failing_since = NULL, failed_requests = 0
+FROM (SELECT failing_since, failed_requests FROM braze_gate WHERE workspace = $1 FOR UPDATE) AS o
+WHERE g.workspace = $1 AND g.failing_since IS NOT NULL
+RETURNING o.failing_since, o.failed_requests
+"""
+# An outage is two failed requests in a row or more: one alone is a blip the schedule handles.
+OUTAGE_REQUESTS = 2
 # Only one worker wins each probe slot.
 _CLAIM_PROBE = """
 UPDATE braze_gate SET next_probe_at = clock_timestamp() + $2 * interval '1 second'
@@ -73,6 +89,7 @@ class GateState:
     blocked_reason: str | None
     blocked_since: datetime | None
     paused_until: datetime | None
+    failing_since: datetime | None = None
 
 
 class BrazeGate:
@@ -145,6 +162,27 @@ class BrazeGate:
         async with self._pool.acquire() as connection:
             return await connection.fetchval(_UNBLOCK, self.workspace) is not None
 
+    async def failed(self) -> None:
+        """A request failed in a way a retry may fix (5xx, timeout, connection error)."""
+        self._cached = None
+        async with self._pool.acquire() as connection:
+            await self._ensure(connection)
+            await connection.execute(_FAILED, self.workspace)
+
+    async def answered(self) -> datetime | None:
+        """Braze took a request: when an outage (OUTAGE_REQUESTS failed requests in a row or
+        more) ends with it, the time it began; otherwise None. Reads the cached state first,
+        so that a success costs no statement outside an outage."""
+        if (await self.state_cached()).failing_since is None:
+            return None
+        self._cached = None
+        async with self._pool.acquire() as connection:
+            row = await connection.fetchrow(_ANSWERED, self.workspace)
+        if row is None or row["failed_requests"] < OUTAGE_REQUESTS:
+            return None
+        since: datetime = row["failing_since"]
+        return since
+
     async def claim_probe(self) -> bool:
         """While blocked: True for the one worker whose turn it is to probe."""
         async with self._pool.acquire() as connection:
@@ -165,4 +203,6 @@ class BrazeGate:
         async with self._pool.acquire() as connection:
             await self._ensure(connection)
             row = await connection.fetchrow(_STATE, self.workspace)
-        return GateState(row["blocked_reason"], row["blocked_since"], row["paused_until"])
+        return GateState(
+            row["blocked_reason"], row["blocked_since"], row["paused_until"], row["failing_since"]
+        )

@@ -83,6 +83,13 @@ UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = N
     updated_at = clock_timestamp()
 WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
 """
+# After a Braze outage: what failed during it and waits on its retry is due now. Sent
+# attributes only (a delivery waiting for a code waits on Voucherify, not Braze).
+_HURRY = """
+UPDATE deliveries SET next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
+WHERE status = 'pending' AND next_attempt_at > clock_timestamp() AND attempts > 0
+  AND attributes IS NOT NULL AND updated_at >= $1
+"""
 _SPLIT_ATTEMPTS = """
 INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message)
 SELECT id, $2, 'split', $3 FROM unnest($1::bigint[]) AS id
@@ -227,6 +234,13 @@ class DeliveryQueue:
             await connection.execute(
                 _SPLIT_ATTEMPTS, delivery_ids, request_id, call.classification.message
             )
+
+    async def hurry_retries(self, *, failed_since: datetime) -> int:
+        """Make the deliveries that failed since `failed_since` and wait on a retry due now;
+        how many."""
+        async with self.pool.acquire() as connection:
+            status = await connection.execute(_HURRY, failed_since)
+        return int(status.split()[-1])
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give leased deliveries back (shutting down before sending them)."""

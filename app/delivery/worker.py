@@ -262,6 +262,16 @@ class Worker:
             return
         if probing and await self.gate.unblock():
             logger.warning("Braze accepts the configuration again: sending resumes")
+        if kind is Kind.RETRY:
+            await self.gate.failed()
+        elif kind is Kind.DELIVERED and (since := await self.gate.answered()) is not None:
+            # Without this, what failed during an outage waits for its own next retry: up to
+            # hours after Braze is back. The gate's budget paces the catch-up.
+            hurried = await self.queue.hurry_retries(failed_since=since)
+            logger.warning(
+                "Braze answers again after failing since %s: %d deliveries waiting on a retry "
+                "are due now", since.isoformat(timespec="seconds"), hurried,
+            )  # fmt: skip
         if kind is Kind.RATE_LIMITED and call.classification.retry_after is not None:
             logger.warning("Braze answered 429: pausing %s", call.classification.retry_after)
             await self.gate.pause(until=now + call.classification.retry_after)

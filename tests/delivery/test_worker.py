@@ -321,3 +321,47 @@ async def test_after_a_send_with_an_unknown_outcome_a_repeated_value_is_sent_aga
     assert [r["object_count"] for r in received] == [1, 1], "the repeated A was sent"
     state = await pool.fetchrow("SELECT value, uncertain FROM attribute_state")
     assert (state["value"], state["uncertain"]) == ("A", False)
+
+
+async def test_the_end_of_a_braze_outage_sends_what_waits_on_a_retry_at_once(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    """Two requests in a row fail (an outage); the first success, by any worker, makes what
+    failed during the outage due now instead of at its next retry an hour later."""
+    failing, recovering = await make_worker(schedule="1h,1h"), await make_worker(schedule="1h,1h")
+    emulator.state.faults.fail_next(2, status=503)
+    await enqueue(pool, users(3, code="A"))
+    assert await failing.cycle() == 3
+    await enqueue(pool, [("late-1", {"voucher_code": "L1"})])
+    assert await failing.cycle() == 1
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE next_attempt_at > now() + interval '30 minutes'"
+    )
+    assert waiting == 4
+
+    await enqueue(pool, [("late-2", {"voucher_code": "L2"})])
+    assert await recovering.cycle() == 1
+    await drain(recovering, within=10)
+    assert await statuses(pool) == {"delivered": 5}
+    profiles = emulator.state.profiles_snapshot()
+    assert profiles["external_id:user-00002"]["voucher_code"] == "A-2"
+    assert profiles["external_id:late-1"]["voucher_code"] == "L1"
+    assert len(emulator.state.requests_snapshot()) == 4  # 2 failed, 1, then the 4 together
+    gate = await pool.fetchrow("SELECT failing_since, failed_requests FROM braze_gate")
+    assert (gate["failing_since"], gate["failed_requests"]) == (None, 0)
+
+
+async def test_one_failed_request_alone_is_a_blip_that_hurries_nothing(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker(schedule="1h,1h")
+    emulator.state.faults.fail_next(1, status=503)
+    await enqueue(pool, users(3))
+    assert await worker.cycle() == 3
+    await enqueue(pool, [("next", {"voucher_code": "N"})])
+    assert await worker.cycle() == 1
+    assert await statuses(pool) == {"pending": 3, "delivered": 1}
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE next_attempt_at > now() + interval '30 minutes'"
+    )
+    assert waiting == 3
