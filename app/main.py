@@ -186,6 +186,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             # FastAPI's "There was an error parsing the body" does not say what to send.
             message = f"the body is not valid JSON ({_not_utf8(exc.__cause__)}); {SEND_JSON}"
             return JSONResponse(error_body("invalid_json", message), 400)
+        if isinstance(exc.__cause__, RecursionError):
+            message = f"the body is not valid JSON here (nested too deeply); {SEND_JSON}"
+            return JSONResponse(error_body("invalid_json", message), 400)
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 

@@ -45,6 +45,17 @@ async def test_a_body_that_is_not_utf8_gets_400_invalid_json_saying_what_to_send
         assert reason in error["message"] and SEND_JSON in error["message"], error
 
 
+async def test_a_body_nested_too_deeply_gets_400_invalid_json_saying_so(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {**WRITER, "content-type": "application/json"}
+    body = b"[" * 20_000 + b"]" * 20_000
+    answer = await client.post("/api/v1/replays", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_json" and "nested too deeply" in error["message"], error
+
+
 @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
 async def test_a_body_not_sent_as_json_gets_415_saying_what_to_send(
     client: httpx.AsyncClient, content_type: str | None
