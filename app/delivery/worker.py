@@ -21,11 +21,13 @@ from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult, BrazeClient
 from app.braze.payload import MAX_BODY_BYTES, split_into_batches
 from app.delivery import coalesce
+from app.delivery.failures import FailureStreak
 from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.retry import DEFAULT_SCHEDULE
+from app.delivery.stopping import wait_unless_stopped
 from app.metrics.registry import DATA_POINTS_SAVED
 
 logger = logging.getLogger(__name__)
@@ -110,19 +112,22 @@ class Worker:
     async def _lane(self, stop: asyncio.Event) -> None:
         """Claim the next batch while the current one is on its way to Braze (pipelining)."""
         prefetch: asyncio.Task[Work | None] | None = None
+        streak = FailureStreak(logger, "worker cycle", first_wait=self.config.poll_seconds)
         while not stop.is_set():
             try:
                 work = await (prefetch or self._next_work())
                 prefetch = None
                 if work is None:
+                    streak.succeeded()
                     await self._idle(stop)
                     continue
                 if not work.probing:
                     prefetch = asyncio.create_task(self._next_work())
                 await self._deliver(work)
-            except Exception:
-                logger.exception("worker cycle failed; its leases expire and are taken again")
-                await self._idle(stop)
+                streak.succeeded()
+            except Exception as exc:
+                wait = streak.failed(exc, "its leases expire and are taken again")
+                await wait_unless_stopped(stop, wait)
         if prefetch is not None:
             try:
                 leftover = await prefetch

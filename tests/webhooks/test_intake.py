@@ -394,14 +394,22 @@ async def test_a_stored_distribution_that_no_longer_validates_does_not_stop_inta
     assert "is not valid and matches nothing until it is fixed" in caplog.text
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 async def test_writer_log_lines_do_not_carry_the_first_requests_id(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     """The writer tasks start inside the first webhook's request; its request id must not
     stick to what they log later about other webhooks (`distributions reloaded`)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler = _Records()
+    records = handler.records
     handler.addFilter(RedactSecrets([]))  # what adds the request id to a line
     inbox_logger = logging.getLogger("app.webhooks.inbox")
     level = inbox_logger.level
