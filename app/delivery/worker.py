@@ -26,6 +26,7 @@ from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
 from app.delivery.queue import Claimed, DeliveryQueue
+from app.delivery.reporting import count_settled_changes, log_failed_request, log_given_up_changes
 from app.delivery.retry import DEFAULT_SCHEDULE
 from app.delivery.stopping import wait_unless_stopped
 from app.metrics.registry import DATA_POINTS_SAVED
@@ -236,13 +237,30 @@ class Worker:
         self._count(changes)
         await self._record_slots.acquire()
         task = asyncio.create_task(
-            self.queue.record(
+            self._record(
                 call=call, started_at=started_at, changes=changes, updates=updates,
                 omitted=omitted,
             )
         )  # fmt: skip
         self._recording.add(task)
         task.add_done_callback(self._recorded)
+
+    async def _record(
+        self,
+        *,
+        call: BrazeCallResult,
+        started_at: datetime,
+        changes: list[DeliveryChange],
+        updates: list[coalesce.UserUpdate],
+        omitted: dict[int, dict[str, list[str]]],
+    ) -> None:
+        """Record the answer, then count and log what it settled (once it is recorded)."""
+        await self.queue.record(
+            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted
+        )
+        count_settled_changes(changes)
+        log_failed_request(call, changes)
+        await log_given_up_changes(self.queue.pool, changes)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._recording.discard(task)
@@ -293,6 +311,7 @@ class Worker:
             call=None, started_at=datetime.now(UTC), changes=changes, updates=[],
             omitted=plan.omitted, skip_reasons=plan.skipped, confirmed=plan.confirmed,
         )  # fmt: skip
+        count_settled_changes(changes, plan.skipped)
 
     def _count(self, changes: list[DeliveryChange]) -> None:
         for change in changes:

@@ -174,6 +174,15 @@ class ReplayRunner:
             else:
                 replay.lease_expires_at = now + self.lease
             finished = done < self.batch_size
+            counts = (replay.kind, replay.matched, replay.queued, dict(replay.skipped))
+        if finished:
+            kind, matched, queued, skipped = counts
+            logger.info(
+                "replay %s (%s) is done: %d matched, %d queued, %d skipped %s", replay_id,
+                kind, matched, queued, sum(skipped.values()), skipped,
+                extra={"replay_id": str(replay_id), "matched": matched, "queued": queued,
+                       "skipped": skipped},
+            )  # fmt: skip
         if self.wake is not None:
             self.wake.set()
         if self.after_batch is not None:
