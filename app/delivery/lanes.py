@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from app.delivery.failures import FailureStreak
 from app.delivery.publisher import Publisher
 from app.delivery.stopping import wait_unless_stopped
 from app.ops.bulk_replay import ReplayRunner
@@ -55,21 +56,28 @@ class QueueLanes:
         await asyncio.gather(*lanes)
 
     async def _publisher_lane(self, publisher: Publisher, stop: asyncio.Event) -> None:
+        streak = FailureStreak(logger, "publishing", first_wait=self.poll_seconds)
         while not stop.is_set():
             try:
                 completed = await publisher.cycle()
-            except Exception:
-                logger.exception("publishing failed; the leases expire and are taken again")
-                completed = 0
+            except Exception as exc:
+                wait = streak.failed(exc, "the leases expire and are taken again")
+                await wait_unless_stopped(stop, wait)
+                continue
+            streak.succeeded()
             if completed:
                 self.wake.set()  # the completed deliveries are ready for Braze
             else:
                 await wait_unless_stopped(stop, self.poll_seconds)
 
     async def _retention_lane(self, older_than: timedelta, stop: asyncio.Event) -> None:
+        every = self.retention_every.total_seconds()
+        # Its wait is long already: the streak only keeps the traceback to one per outage.
+        streak = FailureStreak(logger, "retention pruning", first_wait=every, longest=every)
         while not stop.is_set():
             try:
                 await prune(self.pool, older_than=older_than)
-            except Exception:
-                logger.exception("retention pruning failed; it runs again later")
-            await wait_unless_stopped(stop, self.retention_every.total_seconds())
+                streak.succeeded()
+            except Exception as exc:
+                streak.failed(exc, "it runs again later")
+            await wait_unless_stopped(stop, every)

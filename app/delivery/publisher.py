@@ -14,6 +14,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,9 +24,12 @@ import asyncpg
 import orjson
 
 from app.db.nul import without_nul
+from app.delivery.models import DEAD, FAILED
+from app.delivery.reporting import SETTLED, log_given_up
 from app.delivery.retry import retry_delay
 from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
+from app.metrics.registry import count_settled
 from app.runs.envelope import run_config, run_event_id
 from app.voucherify.client import VoucherifyClient
 from app.voucherify.errors import (
@@ -130,9 +134,16 @@ class Publisher:
                 return 0
             rows = await connection.fetch(_CONTEXT, [r["id"] for r in claimed])
         attempts = {r["id"]: r["attempts"] for r in claimed}
+        settled: Counter[tuple[str, str]] = Counter()
         for row in rows:
             outcome = await self._complete(row, attempts[row["id"]])
             await self._settle(row["id"], outcome)
+            if outcome.status in SETTLED:
+                settled[(outcome.status, outcome.skip_reason or "")] += 1
+            if outcome.status in (FAILED, DEAD):
+                log_given_up(row["id"], row["distribution_id"], outcome.status)
+        for (status, reason), deliveries in settled.items():
+            count_settled(status, reason, deliveries)
         return len(rows)
 
     async def _complete(self, row: asyncpg.Record, attempts: int) -> Outcome:

@@ -21,11 +21,14 @@ from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult, BrazeClient
 from app.braze.payload import MAX_BODY_BYTES, split_into_batches
 from app.delivery import coalesce
+from app.delivery.failures import FailureStreak
 from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
 from app.delivery.queue import Claimed, DeliveryQueue
+from app.delivery.reporting import count_settled_changes, log_failed_request, log_given_up_changes
 from app.delivery.retry import DEFAULT_SCHEDULE
+from app.delivery.stopping import wait_unless_stopped
 from app.metrics.registry import DATA_POINTS_SAVED
 
 logger = logging.getLogger(__name__)
@@ -110,19 +113,22 @@ class Worker:
     async def _lane(self, stop: asyncio.Event) -> None:
         """Claim the next batch while the current one is on its way to Braze (pipelining)."""
         prefetch: asyncio.Task[Work | None] | None = None
+        streak = FailureStreak(logger, "worker cycle", first_wait=self.config.poll_seconds)
         while not stop.is_set():
             try:
                 work = await (prefetch or self._next_work())
                 prefetch = None
                 if work is None:
+                    streak.succeeded()
                     await self._idle(stop)
                     continue
                 if not work.probing:
                     prefetch = asyncio.create_task(self._next_work())
                 await self._deliver(work)
-            except Exception:
-                logger.exception("worker cycle failed; its leases expire and are taken again")
-                await self._idle(stop)
+                streak.succeeded()
+            except Exception as exc:
+                wait = streak.failed(exc, "its leases expire and are taken again")
+                await wait_unless_stopped(stop, wait)
         if prefetch is not None:
             try:
                 leftover = await prefetch
@@ -231,13 +237,30 @@ class Worker:
         self._count(changes)
         await self._record_slots.acquire()
         task = asyncio.create_task(
-            self.queue.record(
+            self._record(
                 call=call, started_at=started_at, changes=changes, updates=updates,
                 omitted=omitted,
             )
         )  # fmt: skip
         self._recording.add(task)
         task.add_done_callback(self._recorded)
+
+    async def _record(
+        self,
+        *,
+        call: BrazeCallResult,
+        started_at: datetime,
+        changes: list[DeliveryChange],
+        updates: list[coalesce.UserUpdate],
+        omitted: dict[int, dict[str, list[str]]],
+    ) -> None:
+        """Record the answer, then count and log what it settled (once it is recorded)."""
+        await self.queue.record(
+            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted
+        )
+        count_settled_changes(changes)
+        log_failed_request(call, changes)
+        await log_given_up_changes(self.queue.pool, changes)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._recording.discard(task)
@@ -298,6 +321,7 @@ class Worker:
             call=None, started_at=datetime.now(UTC), changes=changes, updates=[],
             omitted=plan.omitted, skip_reasons=plan.skipped, confirmed=plan.confirmed,
         )  # fmt: skip
+        count_settled_changes(changes, plan.skipped)
 
     def _count(self, changes: list[DeliveryChange]) -> None:
         for change in changes:

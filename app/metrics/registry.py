@@ -52,6 +52,11 @@ PUBLICATIONS = Counter(
     "Codes published from Voucherify campaigns, by result.",
     ["result"],
 )
+DELIVERIES_SETTLED = Counter(
+    "voucher_relay_deliveries_settled",
+    "Deliveries a worker settled (delivered, skipped, failed, dead), by outcome and skip reason.",
+    ["outcome", "skip_reason"],
+)
 PROCESSES = Gauge(
     "voucher_relay_processes",
     "Running API servers and delivery workers, by role and version.",
@@ -70,6 +75,25 @@ def count_webhook(event_type: str, outcome: str, status: int) -> None:
     if child is None:
         child = _webhook_children[key] = WEBHOOKS.labels(event_type, outcome, str(status))
     child.inc()
+
+
+_settled_children: dict[tuple[str, str], Counter] = {}
+
+
+def count_settled(outcome: str, skip_reason: str, deliveries: int) -> None:
+    """`deliveries` settled with this outcome: one call per outcome of a batch, not per delivery.
+    `skip_reason` is empty unless the outcome is `skipped`."""
+    key = (outcome, skip_reason)
+    child = _settled_children.get(key)
+    if child is None:
+        child = _settled_children[key] = DELIVERIES_SETTLED.labels(outcome, skip_reason)
+    child.inc(deliveries)
+
+
+# Exported at 0 from the start: Prometheus' increase() sees no rise in a series whose first
+# sample is already 1, so an alert on the first dead delivery needs the series before it.
+for _outcome in ("delivered", "failed", "dead"):
+    count_settled(_outcome, "", 0)
 
 
 def count_rejected_webhook(status: int) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings
+from app.delivery.failures import FailureStreak
 from app.delivery.models import Delivery
 from app.delivery.stopping import wait_unless_stopped
 from app.distributions.models import Distribution
@@ -173,6 +174,15 @@ class ReplayRunner:
             else:
                 replay.lease_expires_at = now + self.lease
             finished = done < self.batch_size
+            counts = (replay.kind, replay.matched, replay.queued, dict(replay.skipped))
+        if finished:
+            kind, matched, queued, skipped = counts
+            logger.info(
+                "replay %s (%s) is done: %d matched, %d queued, %d skipped %s", replay_id,
+                kind, matched, queued, sum(skipped.values()), skipped,
+                extra={"replay_id": str(replay_id), "matched": matched, "queued": queued,
+                       "skipped": skipped},
+            )  # fmt: skip
         if self.wake is not None:
             self.wake.set()
         if self.after_batch is not None:
@@ -217,16 +227,19 @@ class ReplayRunner:
     async def lane(self, stop: asyncio.Event, *, wake: asyncio.Event | None = None) -> None:
         """Run queued replays one after the other until `stop` is set."""
         self.wake = wake
+        streak = FailureStreak(logger, "replay lane", first_wait=self.poll_seconds)
         while not stop.is_set():
             try:
                 replay_id = await self.claim()
                 if replay_id is not None:
                     logger.info("replay %s: running", replay_id)
                     await self.run(replay_id)
-                    continue
-            except Exception:
-                logger.exception("claiming a replay failed; trying again later")
-            await wait_unless_stopped(stop, self.poll_seconds)
+                streak.succeeded()
+            except Exception as exc:
+                await wait_unless_stopped(stop, streak.failed(exc, "trying again later"))
+                continue
+            if replay_id is None:
+                await wait_unless_stopped(stop, self.poll_seconds)
 
 
 class ReplayLane:

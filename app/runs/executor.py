@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from app.db.nul import contains_nul, without_nul
+from app.delivery.failures import FailureStreak
 from app.delivery.stopping import wait_unless_stopped
 from app.runs.backoff import FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS, give_up_message, paging_delay
 from app.runs.envelope import run_envelope
@@ -74,12 +75,15 @@ class RunExecutor:
     async def run(self, stop: asyncio.Event, *, poll_seconds: float) -> None:
         """The worker's run lane: work due runs until `stop` is set."""
         self._stop = stop
+        streak = FailureStreak(logger, "run lane", first_wait=poll_seconds)
         while not stop.is_set():
             try:
                 busy = await self.cycle()
-            except Exception:
-                logger.exception("run lane failed; the run's lease expires and it resumes")
-                busy = False
+            except Exception as exc:
+                wait = streak.failed(exc, "the run's lease expires and it resumes")
+                await wait_unless_stopped(stop, wait)
+                continue
+            streak.succeeded()
             if not busy:
                 await wait_unless_stopped(stop, poll_seconds)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import uuid
@@ -163,8 +164,12 @@ class Inbox:
     ) -> StoredEvent:
         """Store the event and its deliveries (or find it stored before); return after commit."""
         if not self._writers:
+            # A fresh context: created inside the first request, the writers would otherwise
+            # log that request's id on every line, for every webhook after it.
             self._writers = [
-                asyncio.create_task(self._write_forever(), name=f"inbox-writer-{n}")
+                asyncio.create_task(
+                    self._write_forever(), name=f"inbox-writer-{n}", context=contextvars.Context()
+                )
                 for n in range(self._writer_count)
             ]
         pending = _Pending(envelope, raw_body, signature)

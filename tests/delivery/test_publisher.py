@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from app.delivery.publisher import Publisher, publication_source_id
@@ -20,6 +22,8 @@ from tests.delivery.conftest import Emulator, WorkerFactory, drain
 from tests.e2e.servers import serve_app_in_thread
 from tests.factories import distribution_body, sample, signed
 from tests.voucherify.fakes import FakeClock
+
+SETTLED = "voucher_relay_deliveries_settled_total"
 
 APP_ID, APP_TOKEN = "vr-app", "vr-token"
 CUSTOMER = {"id": "cust_8fN2kQ4rT6vX1zB3mP5sL7wY", "source_id": "braze-usr-10042"}
@@ -158,14 +162,24 @@ async def test_a_long_429_wait_retries_the_delivery_after_it_without_using_its_s
 
 
 async def test_a_campaign_out_of_codes_fails_visibly(
-    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher
-) -> None:
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     await publish_distribution(committing_client, "Sold out")
     await post(committing_client, entered_without_code())
+    counted = REGISTRY.get_sample_value(SETTLED, {"outcome": "failed", "skip_reason": ""}) or 0
     await publisher.cycle()
-    failed = await pool.fetchrow("SELECT status, last_error FROM deliveries")
+    failed = await pool.fetchrow("SELECT id, distribution_id, status, last_error FROM deliveries")
     assert failed["status"] == "failed"
     assert "no_voucher_suitable_for_publication" in failed["last_error"]
+    # Counted and logged (ids only, not the customer) once the outcome is recorded.
+    now = REGISTRY.get_sample_value(SETTLED, {"outcome": "failed", "skip_reason": ""})
+    assert now == counted + 1
+    [line] = [r for r in caplog.records if r.name == "app.delivery.reporting"]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith(
+        f"delivery {failed['id']} of distribution {failed['distribution_id']} failed"
+    )
 
 
 async def test_the_holder_of_a_gift_card_is_looked_up(

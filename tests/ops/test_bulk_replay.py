@@ -4,6 +4,7 @@ resumed by another worker after a crash."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -58,7 +59,9 @@ async def post(client: httpx.AsyncClient, url: str, body: Any = None, status: in
 async def test_dead_deliveries_replayed_in_bulk_after_braze_recovers_arrive_exactly_once(
     committing_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession],
     pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO, logger="app.ops.bulk_replay")
     distribution = await create_distribution(committing_client)
     async with sessions() as session, session.begin():
         for n in (1, 2, 3):
@@ -89,6 +92,9 @@ async def test_dead_deliveries_replayed_in_bulk_after_braze_recovers_arrive_exac
     shown = (await committing_client.get(f"/api/v1/replays/{replay['id']}", headers=READER)).json()
     assert plan["count"] == shown["total"] == shown["matched"] == shown["queued"] == 3
     assert (shown["status"], shown["skipped"]) == ("done", {})
+    # Its end is logged with its counts.
+    done = [r.getMessage() for r in caplog.records if "is done" in r.getMessage()]
+    assert done == [f"replay {replay['id']} (bulk) is done: 3 matched, 3 queued, 0 skipped {{}}"]
     accepted = [r for r in emulator.state.requests_snapshot() if r["status"] == 201]
     assert sum(r["object_count"] for r in accepted) == 3  # each user once, after the recovery
     profiles = emulator.state.profiles_snapshot()

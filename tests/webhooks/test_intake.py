@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,12 +18,14 @@ from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig
 from app.distributions.service import create
 from app.main import create_app
+from app.observability import RedactSecrets
 from app.webhooks.models import WebhookEvent
 from tests.conftest import truncate_all
 from tests.distributions.test_samples import EXPECTED
 from tests.factories import distribution_body, sample, signed
 
 URL = "/webhooks/voucherify"
+SEGMENT = "customer.segment.entered"
 
 
 # Intake writes through its own connection pool and commits: these tests commit too (their
@@ -389,3 +392,41 @@ async def test_a_stored_distribution_that_no_longer_validates_does_not_stop_inta
     good = await session.execute(select(Distribution).where(Distribution.name == "good"))
     assert delivery.distribution_id == good.scalar_one().id
     assert "is not valid and matches nothing until it is fixed" in caplog.text
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_writer_log_lines_do_not_carry_the_first_requests_id(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The writer tasks start inside the first webhook's request; its request id must not
+    stick to what they log later about other webhooks (`distributions reloaded`)."""
+    handler = _Records()
+    records = handler.records
+    handler.addFilter(RedactSecrets([]))  # what adds the request id to a line
+    inbox_logger = logging.getLogger("app.webhooks.inbox")
+    level = inbox_logger.level
+    inbox_logger.addHandler(handler)
+    inbox_logger.setLevel(logging.INFO)
+    try:
+        await add_distribution(session)
+        first = sample(SEGMENT)
+        first["event"]["id"] = "ev_request_id_1"
+        assert (await post(client, first, **{"x-request-id": "first-request"})).status_code == 202
+        await add_distribution(session, name="second")  # the writers reload on the next write
+        second = sample(SEGMENT)
+        second["event"]["id"] = "ev_request_id_2"
+        assert (await post(client, second, **{"x-request-id": "second"})).status_code == 202
+    finally:
+        inbox_logger.removeHandler(handler)
+        inbox_logger.setLevel(level)
+    reloads = [r for r in records if r.getMessage().startswith("distributions reloaded")]
+    assert len(reloads) == 2
+    assert [getattr(r, "request_id", None) for r in reloads] == [None, None]
