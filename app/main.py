@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
@@ -39,6 +39,7 @@ from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
 from app.ops.body_limit import ApiBodyLimit
 from app.runs import routes as runs_routes
+from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
 from app.webhooks.routes import WebhookFastPath
@@ -155,6 +156,16 @@ class VoucherRelayApp(FastAPI):
             limit=lambda: int(self.state.settings.api_max_body_bytes),
         )
         return WebhookFastPath(limited, state=self.state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Webhooks go straight to the fast path: FastAPI's own __call__ first asks its native
+        # telemetry whether OpenTelemetry is configured (environment reads, isinstance checks
+        # on every request), 5% of the intake's CPU in a py-spy profile under load.
+        if scope["type"] == "http" and scope["path"] == intake.PATH and self.middleware_stack:
+            scope["app"] = self
+            await self.middleware_stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _database_url(settings: Settings, database_url: URL | None) -> URL:

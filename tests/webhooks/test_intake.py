@@ -430,3 +430,22 @@ async def test_writer_log_lines_do_not_carry_the_first_requests_id(
     reloads = [r for r in records if r.getMessage().startswith("distributions reloaded")]
     assert len(reloads) == 2
     assert [getattr(r, "request_id", None) for r in reloads] == [None, None]
+
+
+async def test_webhooks_bypass_fastapis_per_request_telemetry_check(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """FastAPI asks its native telemetry on every request whether OpenTelemetry is set up (5% of
+    the intake's CPU under load); the webhook fast path does not go through that."""
+    await add_distribution(session)
+    assert (await client.get("/healthz")).status_code == 200  # the middleware stack is built
+    app = client._transport.app  # type: ignore[attr-defined]
+    if not hasattr(app, "_native_telemetry"):
+        pytest.skip("this FastAPI has no native telemetry")
+
+    class Refusing:
+        def enabled(self) -> bool:
+            raise AssertionError("the webhook path asked FastAPI's telemetry")
+
+    app._native_telemetry = Refusing()
+    assert (await post(client, sample("customer.segment.entered"))).status_code == 202
