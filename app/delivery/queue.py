@@ -84,12 +84,20 @@ UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = N
 WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
 """
 # After a Braze outage: what failed during it and waits on its retry is due now. Sent
-# attributes only (a delivery waiting for a code waits on Voucherify, not Braze).
+# attributes only (a delivery waiting for a code waits on Voucherify, not Braze). In batches:
+# an outage can leave a large backlog, and one statement over all of it would hold its row
+# locks (and the claims waiting on them) until the end.
 _HURRY = """
 UPDATE deliveries SET next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
-WHERE status = 'pending' AND next_attempt_at > clock_timestamp() AND attempts > 0
-  AND attributes IS NOT NULL AND updated_at >= $1
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at > clock_timestamp() AND attempts > 0
+      AND attributes IS NOT NULL AND updated_at >= $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
 """
+HURRY_BATCH = 5000
 _SPLIT_ATTEMPTS = """
 INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message)
 SELECT id, $2, 'split', $3 FROM unnest($1::bigint[]) AS id
@@ -238,9 +246,13 @@ class DeliveryQueue:
     async def hurry_retries(self, *, failed_since: datetime) -> int:
         """Make the deliveries that failed since `failed_since` and wait on a retry due now;
         how many."""
+        hurried = 0
         async with self.pool.acquire() as connection:
-            status = await connection.execute(_HURRY, failed_since)
-        return int(status.split()[-1])
+            while True:
+                status = await connection.execute(_HURRY, failed_since, HURRY_BATCH)
+                hurried += (done := int(status.split()[-1]))
+                if done < HURRY_BATCH:
+                    return hurried
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give leased deliveries back (shutting down before sending them)."""

@@ -6,7 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
+from app.delivery import queue as queue_module
 from tests.delivery.conftest import (
     Emulator,
     WorkerFactory,
@@ -365,3 +367,25 @@ async def test_one_failed_request_alone_is_a_blip_that_hurries_nothing(
         "SELECT count(*) FROM deliveries WHERE next_attempt_at > now() + interval '30 minutes'"
     )
     assert waiting == 3
+
+
+async def test_retries_are_hurried_in_batches_until_none_is_left(
+    pool: asyncpg.Pool, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_module, "HURRY_BATCH", 2)
+    worker = await make_worker()
+    ids = await enqueue(pool, users(5))
+    before = await pool.fetchval("SELECT clock_timestamp()")
+    await pool.execute(
+        "UPDATE deliveries SET attempts = 1, next_attempt_at = now() + interval '1 hour',"
+        " updated_at = clock_timestamp()"
+    )
+    # Failed before the outage began: keeps its schedule.
+    await pool.execute(
+        "UPDATE deliveries SET updated_at = $2::timestamptz - interval '1 minute' WHERE id = $1",
+        ids[0],
+        before,
+    )
+    assert await worker.queue.hurry_retries(failed_since=before) == 4
+    due = await pool.fetchval("SELECT count(*) FROM deliveries WHERE next_attempt_at <= now()")
+    assert due == 4
