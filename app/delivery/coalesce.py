@@ -92,14 +92,12 @@ def _plan_user(
 ) -> None:
     newest = group[-1]
     obj: dict[str, Any] = {k: v for k, v in newest.attributes.items() if k in IDENTITY_KEYS}
-    flags = [
-        d.attributes["_update_existing_only"]
-        for d in group
-        if "_update_existing_only" in d.attributes
-    ]
-    if flags:
-        # Create the profile if any distribution may; "update only" when all of them say so.
-        obj["_update_existing_only"] = all(flags)
+    # Create the profile if any distribution may; "update only" when all of them say so. A
+    # delivery without the flag may create (the mapping leaves it out for Braze's default).
+    if all(d.attributes.get("_update_existing_only", False) for d in group):
+        obj["_update_existing_only"] = True
+    elif any("_update_existing_only" in d.attributes for d in group):
+        obj["_update_existing_only"] = False
 
     candidates: dict[str, tuple[Any, datetime | None, DueDelivery]] = {}
     for delivery in group:

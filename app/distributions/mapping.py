@@ -32,9 +32,10 @@ VOUCHER_LOCATIONS: tuple[tuple[str | int, ...], ...] = (
     ("publication", "voucher"),
     ("reward", "voucher"),
 )
-# Reward events carry the loyalty card in data.voucher; the code they hand out is the reward's.
+# Reward events carry the loyalty card in data.voucher; the code they hand out is the reward's
+# (a CAMPAIGN reward). A material or points reward hands out none: the card's code is not it.
 REWARD_EVENTS = frozenset({"customer.rewarded", "customer.reward_redemptions.completed"})
-REWARD_FIRST = (("reward", "voucher"), *VOUCHER_LOCATIONS)
+REWARD_ONLY = (("reward", "voucher"),)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ Resolution = Send | Skip | NeedsPublish | NeedsCustomer
 
 def find_voucher(data: Mapping[str, Any], event_type: str | None = None) -> dict[str, Any] | None:
     """The voucher the event is about, wherever the event type carries it."""
-    for location in REWARD_FIRST if event_type in REWARD_EVENTS else VOUCHER_LOCATIONS:
+    for location in REWARD_ONLY if event_type in REWARD_EVENTS else VOUCHER_LOCATIONS:
         voucher = lookup(data, location)
         if isinstance(voucher, dict) and voucher.get("code"):
             return voucher
@@ -128,7 +129,7 @@ def resolve(
         return identity
     user_key, identifier = identity
 
-    if config.consent is not None and not _consented(config, customer):
+    if config.consent is not None and not _consented(config, _recipient(config, context, customer)):
         return Skip(
             NO_CONSENT,
             f"customer.metadata.{config.consent.metadata_key} is not {config.consent.value!r}",
@@ -202,6 +203,23 @@ def _identity(identity: Identity, context: Mapping[str, Any]) -> tuple[str, dict
         alias = {"alias_name": text, "alias_label": identity.alias_label}
         return f"user_alias:{identity.alias_label}:{text}", {"user_alias": alias}
     return f"{identity.type}:{text}", {identity.type: text}
+
+
+def _recipient(
+    config: DistributionConfig, context: Mapping[str, Any], customer: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The person whose consent counts: the customer object the identity is read from
+    (`holder.source_id` -> the holder, `referrer.email` -> the referrer), else the event's
+    customer. Consent checked on anyone else lets attributes reach someone who never gave it."""
+    path = config.identity.path or ""
+    if "." in path:
+        parent = lookup(context, path.rsplit(".", 1)[0])
+        if isinstance(parent, dict) and (
+            parent.get("object") == "customer"
+            or path.rsplit(".", 2)[-2] in ("customer", "holder", "referrer")
+        ):
+            return parent
+    return customer
 
 
 def _consented(config: DistributionConfig, customer: Mapping[str, Any] | None) -> bool:

@@ -16,6 +16,9 @@ from app.webhooks import envelope as envelope_parser
 from app.webhooks.intake import NotAnEnvelopeError
 
 _DEFAULTS = {"integer": "0", "minor_units_to_decimal": "0", "boolean": "false"}
+# Braze keeps dates as timestamps and prints them raw (2016-09-07 08:43:50 UTC) unless a
+# `date` filter formats them.
+_DATE_FORMATS = {"iso_datetime": "%B %-d, %Y", "date": "%B %-d, %Y"}
 
 
 def check_envelope(body: dict[str, Any]) -> dict[str, Any]:
@@ -61,15 +64,21 @@ def liquid(*, distribution_id: uuid.UUID, config: DistributionConfig) -> LiquidS
     for item in config.mapping:
         tag = f"{{{{custom_attribute.${{{item.attribute}}}}}}}"
         default = _DEFAULTS.get(item.format, "'FALLBACK'")
+        filters = ""
+        if (date_format := _DATE_FORMATS.get(item.format)) is not None:
+            filters = f" | date: '{date_format}'"
+        # A quote in the attribute's name would end the message's string early.
+        message = f"no {item.attribute}".replace("'", "")
         snippets.append(
             LiquidSnippet(
                 attribute=item.attribute,
                 source=item.source,
                 tag=tag,
-                with_default=f"{{{{custom_attribute.${{{item.attribute}}} | default: {default}}}}}",
+                with_default=(
+                    f"{{{{custom_attribute.${{{item.attribute}}}{filters} | default: {default}}}}}"
+                ),
                 abort_when_blank=(
-                    f"{{% if {tag} == blank %}}"
-                    f"{{% abort_message('no {item.attribute}') %}}{{% endif %}}"
+                    f"{{% if {tag} == blank %}}{{% abort_message('{message}') %}}{{% endif %}}"
                 ),
             )
         )

@@ -1,10 +1,9 @@
-"""Coalescing defects found by the mapping review (briefs/mapping-review.md), strict xfails."""
+"""Coalescing: a distribution that may create the profile is not made update-only by another
+(found by a review of the mapping against the Braze reference; fails without its fix)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from app.delivery.coalesce import DueDelivery, plan
 from app.distributions.mapping import Send, resolve
@@ -28,12 +27,6 @@ def resolved(attribute: str, *, update_existing_only: bool) -> Send:
     return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an external_id distribution that may create the profile sends no "
-    "_update_existing_only key, so all() over the other deliveries' True makes the coalesced "
-    "object update-only: Braze answers 201 and drops the creating distribution's attributes",
-)
 def test_an_update_only_distribution_does_not_stop_another_from_creating_the_profile() -> None:
     creates = resolved("welcome_code", update_existing_only=False)
     updates_only = resolved("vip_code", update_existing_only=True)

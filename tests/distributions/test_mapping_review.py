@@ -1,7 +1,5 @@
-"""Defects found by the mapping review (briefs/mapping-review.md), pinned as strict xfails.
-
-Each test states the behaviour the sources ask for; it fails today and passes once fixed.
-"""
+"""Defects a review of the mapping against the Voucherify and Braze references found: each
+test states what the sources ask for and fails without its fix."""
 
 from __future__ import annotations
 
@@ -27,11 +25,6 @@ def config(**fields: Any) -> DistributionConfig:
     return DistributionConfig.model_validate({**body, **fields})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reward events fall back from data.reward.voucher to data.voucher (the loyalty "
-    "card): a MATERIAL/COIN reward hands out no code, yet the card's code is sent as the code",
-)
 def test_a_reward_without_a_code_does_not_send_the_loyalty_card_code() -> None:
     envelope = sample("customer.rewarded")
     del envelope["data"]["reward"]["voucher"]
@@ -42,11 +35,6 @@ def test_a_reward_without_a_code_does_not_send_the_loyalty_card_code() -> None:
     assert sent != loyalty_card_code
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent is read from data.customer (else data.holder) whatever identity.path "
-    "names: attributes go to the holder although the holder opted out",
-)
 def test_consent_is_checked_on_the_user_who_receives_the_attributes() -> None:
     envelope = sample("customer.redemption.succeeded")
     envelope["data"]["customer"]["metadata"] = {"braze_opt_in": True}
@@ -65,11 +53,6 @@ def test_consent_is_checked_on_the_user_who_receives_the_attributes() -> None:
     assert isinstance(result, Skip) and result.reason == "no_consent", result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the field catalogue offers balance.amount as the points added by *.points_added "
-    "events, but loyalty balances carry balance.points: the attribute is silently never set",
-)
 def test_catalogued_balance_fields_exist_in_a_points_added_event() -> None:
     data = sample("customer.voucher.loyalty_card.points_added")["data"]
     offered = [f.source for f in FIELDS if "points_added" in f.events]
@@ -78,11 +61,6 @@ def test_catalogued_balance_fields_exist_in_a_points_added_event() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["iso_datetime", "date"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="Liquid snippets for date attributes have no | date: filter: Braze prints the raw "
-    "timestamp (e.g. 2016-09-07 08:43:50 UTC) into the message",
-)
 def test_liquid_for_a_date_attribute_formats_the_date(fmt: str) -> None:
     cfg = config(
         mapping=[
@@ -93,3 +71,9 @@ def test_liquid_for_a_date_attribute_formats_the_date(fmt: str) -> None:
     snippets = preview.liquid(distribution_id=uuid.uuid4(), config=cfg).snippets
     expires = next(s for s in snippets if s.attribute == "code_expires")
     assert "| date:" in expires.with_default
+
+
+def test_liquid_for_an_attribute_named_with_a_quote_stays_valid() -> None:
+    cfg = config(mapping=[{"source": "voucher.code", "attribute": "it's_code"}])
+    (snippet,) = preview.liquid(distribution_id=uuid.uuid4(), config=cfg).snippets
+    assert "abort_message('no its_code')" in snippet.abort_when_blank
