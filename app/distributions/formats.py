@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -15,6 +16,8 @@ class FormatError(ValueError):
 
 # orjson, which encodes the Braze bodies, writes integers of at most 64 bits.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -34,19 +37,37 @@ def parse_datetime(value: Any) -> datetime:
         raise FormatError(f"{value!r} is outside the years 1 to 9999 in UTC") from None
 
 
+# Braze stores a date after the year 3000 as a string, not a time: a date attribute would
+# then change type (and segments on it stop matching).
+BRAZE_LAST_YEAR = 3000
+
+
+def _braze_datetime(value: Any) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed.year > BRAZE_LAST_YEAR:
+        raise FormatError(
+            f"{value!r} is after the year 3000, which Braze keeps as text, not a date"
+        )
+    return parsed
+
+
 def iso_datetime(value: Any) -> str:
     """ISO-8601 in UTC with milliseconds, e.g. 2026-12-31T22:59:59.000Z."""
-    return parse_datetime(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _braze_datetime(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def date(value: Any) -> str:
-    return parse_datetime(value).date().isoformat()
+    """The calendar day in UTC (a time late in the evening west of UTC is the next day)."""
+    return _braze_datetime(value).date().isoformat()
 
 
 def minor_units_to_decimal(value: Any) -> float:
     """1000 (minor units, cents) -> 10.0; Voucherify sends every amount this way."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise FormatError(f"expected an amount in minor units, got {value!r}")
+    if isinstance(value, str) and not _WHOLE_NUMBER.fullmatch(value.strip()):
+        # Decimal would read "1e3" or "1_000" as 1000: not how Voucherify writes amounts.
+        raise FormatError(f"{value!r} is not a whole number of minor units")
     try:
         amount = Decimal(str(value).strip())
     except InvalidOperation:

@@ -60,6 +60,12 @@ def test_null_stays_null(fmt: str) -> None:
         ("minor_units_to_decimal", "1e999"),
         ("iso_datetime", "0001-01-01T00:00:00+01:00"),
         ("date", "9999-12-31T23:59:59-01:00"),
+        # Braze keeps a year after 3000 as text, not a date.
+        ("iso_datetime", "3001-01-01T00:00:00Z"),
+        ("date", "9999-12-31"),
+        # Decimal reads these as 1000; Voucherify writes amounts as plain whole numbers.
+        ("minor_units_to_decimal", "1e3"),
+        ("minor_units_to_decimal", "1_000"),
     ],
 )
 def test_values_that_do_not_fit_the_format_are_refused(fmt: str, value: Any) -> None:

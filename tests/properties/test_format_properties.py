@@ -69,7 +69,11 @@ def test_normal_forms_are_idempotent(value: Any, name: str) -> None:
     assert formats.apply_format(name, once) == once
 
 
-@given(moment=st.datetimes(timezones=zones), separator=st.sampled_from(["T", " "]))
+# Up to the year 3000 in every zone (Braze keeps later years as text: refused, tested apart).
+@given(
+    moment=st.datetimes(max_value=datetime(2999, 12, 30), timezones=zones),
+    separator=st.sampled_from(["T", " "]),
+)
 def test_iso_datetime_keeps_the_instant_to_the_millisecond_in_utc(
     moment: datetime, separator: str
 ) -> None:
