@@ -60,7 +60,12 @@ def serve_http(
 ) -> None:
     """Serve `app` with uvicorn on sockets from `open_listeners`, closing them at the end.
     Exits with uvicorn's status 3 when the application's startup fails."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, log_config=None,
+        # uvicorn builds each access line's arguments before asking the logger: when the level
+        # would drop the line anyway, do not log access at all.
+        access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+    )  # fmt: skip
     server = uvicorn.Server(config)
     for sock in listeners:
         address, bound_port = sock.getsockname()[:2]

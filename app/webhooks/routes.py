@@ -70,6 +70,9 @@ async def receive(request: Request) -> Response:
     return Response(body, status_code=code, media_type="application/json")
 
 
+_READ = frozenset({b"x-request-id", b"content-length", intake.SIGNATURE_HEADER.encode()})
+
+
 class WebhookFastPath:
     """ASGI middleware answering POST /webhooks/voucherify itself; everything else passes on."""
 
@@ -81,7 +84,10 @@ class WebhookFastPath:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # Only the three headers used here are decoded (this runs for every request).
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _READ
+        }
         # Every request gets an id (the caller's X-Request-Id, or a new one): logged, answered.
         rid = headers.get("x-request-id") or os.urandom(16).hex()
         request_id.set(rid)
