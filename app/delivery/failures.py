@@ -3,8 +3,11 @@ the traceback once per streak rather than on every poll."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
+from app.delivery.stopping import wait_unless_stopped
 from app.errors import short_error
 
 LONGEST_WAIT_SECONDS = 30.0
@@ -64,3 +67,25 @@ class FailureStreak:
                 extra={"failures_in_a_row": self.failures},
             )  # fmt: skip
             self.failures = 0
+
+
+async def poll_until_stopped(
+    stop: asyncio.Event,
+    work: Callable[[], Awaitable[bool]],
+    *,
+    streak: FailureStreak,
+    idle_wait: float,
+    consequence: str = "",
+) -> None:
+    """A lane's loop: call `work` until `stop` is set; again at once while it finds work (it
+    returns True), after `idle_wait` when it does not, and after the streak's growing wait when
+    it raises (`consequence` says what becomes of the work meanwhile)."""
+    while not stop.is_set():
+        try:
+            busy = await work()
+        except Exception as exc:
+            await wait_unless_stopped(stop, streak.failed(exc, consequence))
+            continue
+        streak.succeeded()
+        if not busy:
+            await wait_unless_stopped(stop, idle_wait)

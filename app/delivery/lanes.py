@@ -18,9 +18,8 @@ from datetime import timedelta
 
 import asyncpg
 
-from app.delivery.failures import FailureStreak
+from app.delivery.failures import FailureStreak, poll_until_stopped
 from app.delivery.publisher import Publisher
-from app.delivery.stopping import wait_unless_stopped
 from app.ops.bulk_replay import ReplayRunner
 from app.ops.retention import prune
 from app.runs.executor import RunExecutor
@@ -56,28 +55,25 @@ class QueueLanes:
         await asyncio.gather(*lanes)
 
     async def _publisher_lane(self, publisher: Publisher, stop: asyncio.Event) -> None:
-        streak = FailureStreak(logger, "publishing", first_wait=self.poll_seconds)
-        while not stop.is_set():
-            try:
-                completed = await publisher.cycle()
-            except Exception as exc:
-                wait = streak.failed(exc, "the leases expire and are taken again")
-                await wait_unless_stopped(stop, wait)
-                continue
-            streak.succeeded()
-            if completed:
+        async def publish() -> bool:
+            if completed := await publisher.cycle():
                 self.wake.set()  # the completed deliveries are ready for Braze
-            else:
-                await wait_unless_stopped(stop, self.poll_seconds)
+            return bool(completed)
+
+        streak = FailureStreak(logger, "publishing", first_wait=self.poll_seconds)
+        await poll_until_stopped(
+            stop, publish, streak=streak, idle_wait=self.poll_seconds,
+            consequence="the leases expire and are taken again",
+        )  # fmt: skip
 
     async def _retention_lane(self, older_than: timedelta, stop: asyncio.Event) -> None:
+        async def prune_once() -> bool:
+            await prune(self.pool, older_than=older_than)
+            return False  # never again at once: every `retention_every`
+
         every = self.retention_every.total_seconds()
         # Its wait is long already: the streak only keeps the traceback to one per outage.
         streak = FailureStreak(logger, "retention pruning", first_wait=every, longest=every)
-        while not stop.is_set():
-            try:
-                await prune(self.pool, older_than=older_than)
-                streak.succeeded()
-            except Exception as exc:
-                streak.failed(exc, "it runs again later")
-            await wait_unless_stopped(stop, every)
+        await poll_until_stopped(
+            stop, prune_once, streak=streak, idle_wait=every, consequence="it runs again later"
+        )

@@ -22,9 +22,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings
-from app.delivery.failures import FailureStreak
+from app.delivery.failures import FailureStreak, poll_until_stopped
 from app.delivery.models import Delivery
-from app.delivery.stopping import wait_unless_stopped
 from app.distributions.models import Distribution
 from app.errors import short_error
 from app.ops import replay_scope
@@ -168,12 +167,12 @@ class ReplayRunner:
             done = await advance(session=session, replay=replay, limit=self.batch_size)
             replay.batch_attempts = 0
             now = datetime.now(UTC)
-            if done < self.batch_size:
+            finished = done < self.batch_size
+            if finished:
                 replay.status, replay.finished_at = DONE, now
                 replay.leased_by = replay.lease_expires_at = None
             else:
                 replay.lease_expires_at = now + self.lease
-            finished = done < self.batch_size
             counts = (replay.kind, replay.matched, replay.queued, dict(replay.skipped))
         if finished:
             kind, matched, queued, skipped = counts
@@ -227,19 +226,23 @@ class ReplayRunner:
     async def lane(self, stop: asyncio.Event, *, wake: asyncio.Event | None = None) -> None:
         """Run queued replays one after the other until `stop` is set."""
         self.wake = wake
-        streak = FailureStreak(logger, "replay lane", first_wait=self.poll_seconds)
-        while not stop.is_set():
-            try:
-                replay_id = await self.claim()
-                if replay_id is not None:
-                    logger.info("replay %s: running", replay_id)
-                    await self.run(replay_id)
-                streak.succeeded()
-            except Exception as exc:
-                await wait_unless_stopped(stop, streak.failed(exc, "trying again later"))
-                continue
+
+        async def next_replay() -> bool:
+            replay_id = await self.claim()
             if replay_id is None:
-                await wait_unless_stopped(stop, self.poll_seconds)
+                return False
+            logger.info("replay %s: running", replay_id)
+            await self.run(replay_id)
+            return True
+
+        streak = FailureStreak(logger, "replay lane", first_wait=self.poll_seconds)
+        await poll_until_stopped(
+            stop,
+            next_replay,
+            streak=streak,
+            idle_wait=self.poll_seconds,
+            consequence="trying again later",
+        )
 
 
 class ReplayLane:

@@ -22,8 +22,7 @@ from typing import Any
 import asyncpg
 
 from app.db.nul import contains_nul, without_nul
-from app.delivery.failures import FailureStreak
-from app.delivery.stopping import wait_unless_stopped
+from app.delivery.failures import FailureStreak, poll_until_stopped
 from app.runs.backoff import FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS, give_up_message, paging_delay
 from app.runs.envelope import run_envelope
 from app.runs.store import ClaimedRun, LostLeaseError, Member, RunStore
@@ -76,16 +75,10 @@ class RunExecutor:
         """The worker's run lane: work due runs until `stop` is set."""
         self._stop = stop
         streak = FailureStreak(logger, "run lane", first_wait=poll_seconds)
-        while not stop.is_set():
-            try:
-                busy = await self.cycle()
-            except Exception as exc:
-                wait = streak.failed(exc, "the run's lease expires and it resumes")
-                await wait_unless_stopped(stop, wait)
-                continue
-            streak.succeeded()
-            if not busy:
-                await wait_unless_stopped(stop, poll_seconds)
+        await poll_until_stopped(
+            stop, self.cycle, streak=streak, idle_wait=poll_seconds,
+            consequence="the run's lease expires and it resumes",
+        )  # fmt: skip
 
     async def cycle(self) -> bool:
         """Close settled runs, then page the next due run. True when a run was worked on."""
