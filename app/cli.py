@@ -22,6 +22,7 @@ from app.db import migrate as migrations
 from app.db.session import create_engine, create_sessionmaker
 from app.db.startup import check_reachable, provide_database
 from app.errors import ConfigError
+from app.heap import settle_heap
 from app.listening import open_listeners, serve_http
 from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
@@ -160,6 +161,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             if embedded or args.migrate:
                 migrations.upgrade(url)
             app = create_app(settings, database_url=url, with_worker=not args.no_worker)
+            settle_heap()
             serve_http(app, listeners, host=host, port=port, log_level=settings.log_level)
     finally:
         for sock in listeners:
@@ -244,6 +246,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
             if embedded:
                 migrations.upgrade(url)
+            settle_heap()
             uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
     finally:
         if metrics_server is not None:
