@@ -108,6 +108,9 @@ INSERT INTO braze_requests (started_at, duration_ms, status_code, kind, objects,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
 RETURNING id
 """
+# Each change lands only while this worker still holds the delivery's lease. A lease that
+# expired mid-request (another worker took the delivery) keeps the delivery as that worker left
+# it, but a request Braze answered is still recorded as an attempt: Braze may have applied it.
 _APPLY = """
 WITH change AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
@@ -129,12 +132,23 @@ updated AS (
     FROM change AS c
     WHERE d.id = c.id AND d.status = 'in_flight' AND d.leased_by = $9
     RETURNING d.id, d.replay_id
+),
+attempted AS (
+    INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message, omitted,
+        replay_id)
+    SELECT c.id, $10, c.outcome,
+           CASE WHEN updated.id IS NULL THEN concat_ws(' ', c.message, $11::text)
+                ELSE c.message END,
+           c.omitted::jsonb, coalesce(updated.replay_id, d.replay_id)
+    FROM change AS c
+    JOIN deliveries AS d ON d.id = c.id
+    LEFT JOIN updated ON updated.id = c.id
+    WHERE updated.id IS NOT NULL OR $10::bigint IS NOT NULL
+    RETURNING 1
 )
-INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message, omitted,
-    replay_id)
-SELECT c.id, $10, c.outcome, c.message, c.omitted::jsonb, updated.replay_id FROM change AS c
-JOIN updated USING (id)
+SELECT id FROM updated
 """
+LEASE_LOST = "(recorded after the lease expired: another worker had taken the delivery)"
 # Newer events win even if two writes race: the state never goes back in time.
 _REMEMBER = """
 INSERT INTO attribute_state AS s (braze_user_key, attribute, value, event_time, delivery_id,
@@ -270,17 +284,18 @@ class DeliveryQueue:
         omitted: dict[int, dict[str, list[str]]],
         skip_reasons: dict[int, str] | None = None,
         confirmed: Sequence[tuple[str, str, Any, datetime | None, int]] = (),
-    ) -> None:
+    ) -> set[int]:
         """In one transaction: the Braze request, each delivery's new state and attempt row,
         and the attribute state of what Braze accepted (and of the unchanged values a newer
-        event `confirmed`)."""
+        event `confirmed`). Returns the ids of the deliveries whose state changed: not those
+        whose lease expired meanwhile (their attempt is recorded all the same)."""
         skip_reasons = skip_reasons or {}
         delivered = {c.delivery_id for c in changes if c.status == "delivered"}
         async with self.pool.acquire() as connection, connection.transaction():
             request_id = None
             if call is not None:
                 request_id = await self._insert_request(connection, call, started_at)
-            await connection.execute(
+            applied = await connection.fetch(
                 _APPLY,
                 [c.delivery_id for c in changes],
                 [c.status for c in changes],
@@ -293,6 +308,7 @@ class DeliveryQueue:
                  for c in changes],
                 self.worker_id,
                 request_id,
+                LEASE_LOST,
             )  # fmt: skip
             remember = _remembered(updates, delivered)
             for user_key, attribute, value, event_time, delivery_id in confirmed:
@@ -305,6 +321,7 @@ class DeliveryQueue:
                 # A timeout or 5xx: Braze may have applied what was sent, or not.
                 sent = [(u.braze_user_key, a) for u in updates for a in u.sources]
                 await connection.execute(_UNCERTAIN, [k for k, _ in sent], [a for _, a in sent])
+        return {row["id"] for row in applied}
 
 
 def _remembered(

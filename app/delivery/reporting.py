@@ -30,6 +30,22 @@ SAMPLE_IDS = 5
 _DISTRIBUTIONS = "SELECT id, distribution_id FROM deliveries WHERE id = ANY($1::bigint[])"
 
 
+def held_changes(changes: Sequence[DeliveryChange], applied: set[int]) -> list[DeliveryChange]:
+    """The changes that landed (`queue.record` returned their ids); one WARNING for those that
+    did not: their lease expired while Braze answered and another worker took the delivery."""
+    held = [c for c in changes if c.delivery_id in applied]
+    lost = [c.delivery_id for c in changes if c.delivery_id not in applied]
+    if lost:
+        shown = ", ".join(map(str, lost[:SAMPLE_IDS])) + (", ..." if len(lost) > SAMPLE_IDS else "")
+        logger.warning(
+            "%d deliveries (%s) were taken by another worker before this one recorded their "
+            "answer (the lease, DELIVERY_LEASE_SECONDS, expired meanwhile): the attempt is "
+            "recorded, the delivery's state is the other worker's",
+            len(lost), shown, extra={"delivery_ids": lost[:SAMPLE_IDS]},
+        )  # fmt: skip
+    return held
+
+
 def count_settled_changes(
     changes: Sequence[DeliveryChange], skip_reasons: Mapping[int, str] | None = None
 ) -> None:

@@ -26,7 +26,12 @@ from app.delivery.gate import BrazeGate
 from app.delivery.models import SKIPPED
 from app.delivery.outcomes import DeliveryChange, settle
 from app.delivery.queue import Claimed, DeliveryQueue
-from app.delivery.reporting import count_settled_changes, log_failed_request, log_given_up_changes
+from app.delivery.reporting import (
+    count_settled_changes,
+    held_changes,
+    log_failed_request,
+    log_given_up_changes,
+)
 from app.delivery.retry import DEFAULT_SCHEDULE
 from app.delivery.stopping import wait_unless_stopped
 from app.metrics.registry import DATA_POINTS_SAVED
@@ -255,12 +260,13 @@ class Worker:
         omitted: dict[int, dict[str, list[str]]],
     ) -> None:
         """Record the answer, then count and log what it settled (once it is recorded)."""
-        await self.queue.record(
+        applied = await self.queue.record(
             call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted
         )
-        count_settled_changes(changes)
+        settled = held_changes(changes, applied)
+        count_settled_changes(settled)
         log_failed_request(call, changes)
-        await log_given_up_changes(self.queue.pool, changes)
+        await log_given_up_changes(self.queue.pool, settled)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._recording.discard(task)
@@ -317,11 +323,11 @@ class Worker:
             for delivery_id, reason in plan.skipped.items()
         ]  # fmt: skip
         self.stats.skipped += len(changes)
-        await self.queue.record(
+        applied = await self.queue.record(
             call=None, started_at=datetime.now(UTC), changes=changes, updates=[],
             omitted=plan.omitted, skip_reasons=plan.skipped, confirmed=plan.confirmed,
         )  # fmt: skip
-        count_settled_changes(changes, plan.skipped)
+        count_settled_changes(held_changes(changes, applied), plan.skipped)
 
     def _count(self, changes: list[DeliveryChange]) -> None:
         for change in changes:

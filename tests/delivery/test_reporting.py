@@ -4,6 +4,7 @@ with delivery and distribution ids, never a Braze user key."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from app.braze.client import BrazeClient
+from app.delivery.queue import LEASE_LOST
 from tests.delivery.conftest import BRAZE_KEY, Emulator, WorkerFactory, drain, enqueue, statuses
 from tests.e2e.processes import REPO
 
@@ -134,3 +136,39 @@ async def test_the_happy_path_logs_no_line_per_delivery(
     await drain(await make_worker())
     assert await statuses(pool) == {"delivered": 75}
     assert [r for r in caplog.records if r.name.startswith("app.delivery")] == []
+
+
+async def test_an_answer_recorded_after_the_lease_expired_is_audited_but_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+    pool: asyncpg.Pool,
+    emulator: Emulator,
+    make_worker: WorkerFactory,
+) -> None:
+    caplog.set_level(logging.INFO)
+    [delivery] = await enqueue(pool, [("lease-lost", {"a": 1})])
+    emulator.state.faults.latency_ms = 1500
+    stalled = await make_worker(lease=1)
+    late = asyncio.create_task(stalled.cycle())
+    await asyncio.sleep(1.2)  # the lease has expired; the first request is still out
+    emulator.state.faults.latency_ms = 0
+    delivered = settled("delivered")
+    await drain(await make_worker())  # another worker takes the delivery and sends it
+    await late
+    await stalled.flush()
+
+    assert await statuses(pool) == {"delivered": 1}
+    assert await pool.fetchval("SELECT attempts FROM deliveries") == 1
+    assert settled("delivered") - delivered == 1, "one delivery settled, counted once"
+    # Braze received the user twice: both requests are in the audit log, the late one marked.
+    attempts = await pool.fetch(
+        "SELECT outcome, message, braze_request_id FROM delivery_attempts"
+        " WHERE delivery_id = $1 ORDER BY id",
+        delivery,
+    )
+    assert [a["outcome"] for a in attempts] == ["delivered", "delivered"]
+    assert [a["message"] for a in attempts] == [None, LEASE_LOST]
+    assert len({a["braze_request_id"] for a in attempts}) == 2
+    lost = [r for r in warnings(caplog) if "taken by another worker" in r.getMessage()]
+    assert len(lost) == 1
+    assert lost[0].getMessage().startswith(f"1 deliveries ({delivery}) were taken")
+    assert field(lost[0], "delivery_ids") == [delivery]
