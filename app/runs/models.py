@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin
 
-# scheduled -> running -> done | failed; scheduled -> canceled (only before it starts);
+# scheduled -> running -> done | failed; scheduled | running -> canceled;
 # failed -> running when resumed (only after giving up on Voucherify being unavailable).
 SCHEDULED = "scheduled"
 RUNNING = "running"
@@ -54,6 +54,10 @@ class Run(TimestampMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     canceled_by: Mapped[str | None] = mapped_column(String(100))
+    # The last resume (POST /runs/{id}/resume) and how many there were: the ops API's audit.
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resumed_by: Mapped[str | None] = mapped_column(String(100))
+    resumes: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     audience_size: Mapped[int | None] = mapped_column(Integer)
     processed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Where paging stands, committed with each page's deliveries (a crashed run resumes here).

@@ -116,6 +116,9 @@ class RunSummary(BaseModel):
     finished_at: datetime | None
     canceled_at: datetime | None
     canceled_by: str | None
+    resumed_at: datetime | None = Field(description="the last resume of a run that gave up")
+    resumed_by: str | None = Field(description="the ops token of the last resume")
+    resumes: int = Field(description="how many times the run was resumed")
     error: str | None
     failures: int = Field(
         description="Voucherify unavailable this many times in a row while paging the audience "

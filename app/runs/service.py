@@ -115,6 +115,7 @@ async def resume(*, session: AsyncSession, run_id: int, principal: OpsPrincipal)
         )
     logger.info("run %d resumed by %s after %d failures", run_id, principal.name, run.failures)
     run.status, run.failures, run.error = RUNNING, 0, None
+    run.resumed_at, run.resumed_by, run.resumes = datetime.now(UTC), principal.name, run.resumes + 1
     run.finished_at = run.next_try_at = None
     # Claimable at once: a running run is taken up when its lease has run out.
     run.leased_by, run.lease_expires_at = None, func.now()

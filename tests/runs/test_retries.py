@@ -127,6 +127,7 @@ async def test_a_run_that_gave_up_resumes_from_its_checkpoint_without_a_second_d
     await relay.executor.cycle()
     failed = await run_status(committing_client, run["id"])
     assert (failed["status"], failed["failures"]) == ("failed", 1)
+    assert (failed["resumed_at"], failed["resumed_by"], failed["resumes"]) == (None, None, 0)
     assert failed["progress"]["processed"] == 2
     url = f"/api/v1/runs/{run['id']}/resume"
 
@@ -141,6 +142,8 @@ async def test_a_run_that_gave_up_resumes_from_its_checkpoint_without_a_second_d
     shown = resumed.json()
     assert (shown["status"], shown["failures"], shown["error"]) == ("running", 0, None)
     assert shown["finished_at"] is None
+    assert (shown["resumed_by"], shown["resumes"]) == ("ops-team", 1)
+    assert shown["resumed_at"] is not None
     assert (await committing_client.post(url, headers=WRITER)).status_code == 409  # running now
 
     listed_before = len(voucherify.listings())
