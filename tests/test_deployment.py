@@ -46,6 +46,11 @@ def test_api_serves_http_only_and_workers_deliver() -> None:
     assert SERVICES["migrate"]["command"] == ["migrate"]
 
 
+def test_postgres_does_not_zero_fill_new_wal_segments() -> None:
+    # As the embedded server (tests/e2e/test_cli.py checks that one running).
+    assert SERVICES["postgres"]["command"] == ["postgres", "-c", "wal_init_zero=off"]
+
+
 @pytest.mark.parametrize("service", RELAY)
 def test_every_variable_given_is_a_setting(service: str) -> None:
     settings = {name.upper() for name in Settings.model_fields}

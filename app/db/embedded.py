@@ -210,7 +210,13 @@ class EmbeddedPostgres:
 
     def _pg_ctl_start(self) -> _Postmaster:
         socket_dir = self._socket_dir()
-        options = f"-c listen_addresses='' -k {socket_dir} -c max_connections=200"
+        # wal_init_zero=off: a new WAL segment is not filled with 16 MB of zeroes first. While
+        # a young database grows (every laptop and benchmark), that fill stalled every commit
+        # for ~60 ms a few times a second: 1% of webhooks waited 65 ms instead of 15 ms. Crash
+        # safety does not depend on it (WAL records carry their own checks).
+        options = (
+            f"-c listen_addresses='' -k {socket_dir} -c max_connections=200 -c wal_init_zero=off"
+        )
         logger.info("starting embedded Postgres (socket in %s)", socket_dir)
         try:
             self._run_bin(

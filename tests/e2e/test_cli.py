@@ -126,6 +126,15 @@ def test_a_second_process_reuses_the_server_without_stopping_it(data_dir: Path) 
     assert owner.running_pid() is None
 
 
+def test_the_embedded_server_does_not_zero_fill_new_wal_segments(data_dir: Path) -> None:
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    try:
+        assert _sql(data_dir, "SHOW wal_init_zero") == "off"
+    finally:
+        server.stop()
+
+
 def test_a_command_beside_serve_leaves_its_postgres_running_and_says_so(data_dir: Path) -> None:
     env = service_env(DATA_DIR=str(data_dir))
     owner = EmbeddedPostgres(data_dir)  # what `serve` (make run) does first
