@@ -136,9 +136,11 @@ def resolve(
             user_key,
         )
 
+    if config.action == "set" and config.code_source.type == "publish" and voucher is None:
+        campaign = config.code_source.campaign
+        if not _hands_out(data, event_type, found_voucher, campaign):
+            return NeedsPublish(campaign, user_key, dict(customer or {}))
     if config.action == "set" and found_voucher is None:
-        if config.code_source.type == "publish":
-            return NeedsPublish(config.code_source.campaign, user_key, dict(customer or {}))
         return Skip(NO_CODE, "the event carries no voucher code", user_key)
 
     attributes = _attributes(config, context, user_key)
@@ -151,6 +153,18 @@ def resolve(
         # Braze defaults alias-only updates to "update only"; say explicitly that we may create.
         braze_object["_update_existing_only"] = False
     return Send(user_key, braze_object, occurred_at or event_time(envelope))
+
+
+def _hands_out(
+    data: Mapping[str, Any], event_type: str, voucher: Mapping[str, Any] | None, campaign: str
+) -> bool:
+    """Whether the event itself hands `voucher` out from `campaign`: a code Voucherify just
+    published (a "+code" send-out or a publication event, both carrying `publication`) or a
+    reward's code. Anything else it carries (a loyalty or gift card, a code just redeemed) is not
+    the code a publish distribution sends: publishing one then is the point."""
+    if voucher is None or campaign not in (voucher.get("campaign"), voucher.get("campaign_id")):
+        return False
+    return event_type in REWARD_EVENTS or isinstance(data.get("publication"), dict)
 
 
 def _customer(data: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -101,6 +101,27 @@ async def test_a_code_is_published_and_reaches_braze(
     ]  # fmt: skip
 
 
+async def test_a_loyalty_event_gets_a_published_code_not_the_card_it_carries(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher,
+    voucherify: tuple[str, EmulatorState],
+) -> None:  # fmt: skip
+    event = sample("customer.voucher.loyalty_card.points_added")
+    body = distribution_body(
+        triggers=[event["event"]["type"]], filters={},
+        code_source={"type": "publish", "campaign": "Welcome 10% Off"},
+    )  # fmt: skip
+    assert (
+        await committing_client.post("/api/v1/distributions", json=body, headers=WRITER)
+    ).status_code == 201
+    await post(committing_client, event)
+    assert await pool.fetchval("SELECT attributes FROM deliveries") is None  # waits for a code
+
+    assert await publisher.cycle() == 1
+    attributes = await pool.fetchval("SELECT attributes FROM deliveries")
+    assert attributes["welcome_code"] == "PUB-1", "not the loyalty card LOY-4HX9QK2M"
+    assert len(voucherify[1].publications_snapshot()) == 1
+
+
 async def test_publishing_again_never_hands_out_a_second_code(
     committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher,
     voucherify: tuple[str, EmulatorState],

@@ -208,6 +208,48 @@ def test_a_published_voucher_overrides_the_event() -> None:
     assert result.attributes["welcome_code"] == "PUB-123"
 
 
+WELCOME = "Welcome 10% Off"  # the campaign of the samples' welcome codes
+
+
+@pytest.mark.parametrize("campaign", [WELCOME, "camp_Rt5Yh2Nq8Lp4Vx7Kc1Mz3Bw6"])
+def test_a_code_the_send_out_published_from_the_campaign_is_used_not_published_again(
+    campaign: str,
+) -> None:
+    # A "+code" send-out: Voucherify published the code, from the very campaign (name or id).
+    cfg = config(code_source={"type": "publish", "campaign": campaign})
+    result = send(sample("customer.segment.entered"), cfg)
+    assert result.attributes["welcome_code"] == "WELCOME-7QX2KD"
+
+
+def test_a_code_published_from_another_campaign_does_not_replace_publishing() -> None:
+    cfg = config(code_source={"type": "publish", "campaign": "Summer 2026"})
+    result = resolve(envelope=sample("customer.segment.entered"), config=cfg)
+    assert isinstance(result, NeedsPublish) and result.campaign == "Summer 2026"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "carried"),
+    [
+        ("customer.voucher.loyalty_card.points_added", "the loyalty card"),
+        ("customer.voucher.gift.balance_added", "the gift card"),
+        ("customer.redemption.succeeded", "the code just redeemed"),
+    ],
+)
+def test_a_card_or_a_redeemed_code_in_the_event_is_not_the_code_to_send(
+    event_type: str, carried: str
+) -> None:
+    envelope = sample(event_type)
+    held = find_voucher(envelope["data"], event_type)
+    assert held is not None, f"the sample carries {carried}"
+    # Even when that voucher is of the distribution's campaign: the event does not hand it out.
+    cfg = config(
+        triggers=[event_type], filters={}, consent=None,
+        code_source={"type": "publish", "campaign": held["campaign"]},
+    )  # fmt: skip
+    result = resolve(envelope=envelope, config=cfg)
+    assert isinstance(result, NeedsPublish), f"{carried} was sent as the code: {result}"
+
+
 def test_unset_sends_null_for_every_mapped_attribute() -> None:
     cfg = config(triggers=["customer.segment.left"], filters={}, consent=None, action="unset")
     envelope = sample("customer.segment.entered")
