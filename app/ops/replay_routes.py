@@ -21,6 +21,7 @@ from app.ops.replay_schemas import (
     BulkReplayRequest,
     DistributionReplayRequest,
     PlanRequest,
+    ReplayCanceled,
     ReplayOptions,
     ReplayPlan,
     ReplayRead,
@@ -122,8 +123,13 @@ async def get_replay(replay_id: uuid.UUID, session: SessionDep, _: OpsAuthDep) -
 
 @router.post(
     "/replays/{replay_id}/cancel",
-    summary="Stop a queued or running replay (what it queued already stays queued)",
+    summary="Stop a replay and withdraw the deliveries it queued that have not gone out yet",
 )
-async def cancel_replay(replay_id: uuid.UUID, session: SessionDep, _: OpsWriterDep) -> ReplayRead:
-    replay = await replay_service.cancel(session=session, replay_id=replay_id)
-    return ReplayRead.model_validate(replay)
+async def cancel_replay(
+    replay_id: uuid.UUID, session: SessionDep, principal: OpsWriterDep
+) -> ReplayCanceled:
+    replay, withdrawn = await replay_service.cancel(
+        session=session, replay_id=replay_id, principal=principal
+    )
+    shown = ReplayRead.model_validate(replay).model_dump()
+    return ReplayCanceled.model_validate({**shown, "withdrawn": withdrawn})

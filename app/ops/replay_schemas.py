@@ -106,3 +106,10 @@ class ReplayRead(BaseModel):
         description="the last failed batch: which, how many tries, the error"
     )
     batch_attempts: int = Field(description="failed tries of the current batch so far")
+
+
+class ReplayCanceled(ReplayRead):
+    withdrawn: int = Field(
+        description="deliveries the replay queued that were still waiting: skipped as "
+        "replay_canceled by this cancel"
+    )

@@ -8,11 +8,12 @@ in the background like a bulk replay, which always runs in the background (`bulk
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -27,6 +28,8 @@ from app.ops.replay_schemas import BulkFilter, DistributionReplayRequest, Replay
 from app.ops.repository import BadCursorError
 from app.ops.requeue import Tally, rerun
 from app.webhooks.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
 
 
 class ReplayBoundError(VoucherRelayError):
@@ -141,18 +144,47 @@ async def plan_bulk(*, session: AsyncSession, scope: BulkFilter, settings: Setti
     return await replay_scope.plan(session, scope, last_id=last_id)
 
 
-async def cancel(*, session: AsyncSession, replay_id: uuid.UUID) -> Replay:
-    """Stop a queued or running replay before its next batch; what it queued stays queued."""
+async def cancel(
+    *, session: AsyncSession, replay_id: uuid.UUID, principal: OpsPrincipal
+) -> tuple[Replay, int]:
+    """Stop a replay and withdraw what it queued that has not gone out yet: a queued or running
+    one runs no further batch; the deliveries it queued that still wait (also those of a replay
+    that is done or failed) are skipped as `replay_canceled`; those being published or sent at
+    that moment finish. Returns the replay and how many deliveries were withdrawn."""
     # Locked: waits for a running batch to commit, so the counts answered are final.
     replay = await session.get(Replay, replay_id, with_for_update=True, populate_existing=True)
     if replay is None:
         raise NotFoundError(f"no replay {replay_id}")
-    if replay.status not in (QUEUED, RUNNING):
-        raise ConflictError(f"replay {replay_id} is {replay.status}; only queued or running stop")
-    replay.status, replay.finished_at = CANCELED, datetime.now(UTC)
+    if replay.status == CANCELED:
+        raise ConflictError(f"replay {replay_id} is canceled already")
+    withdrawn = await session.execute(
+        _WITHDRAW, {"replay_id": replay_id, "message": f"replay canceled by {principal.name}"}
+    )
+    if replay.finished_at is None:
+        replay.finished_at = datetime.now(UTC)
+    replay.status = CANCELED
     replay.leased_by = replay.lease_expires_at = None
     await session.flush()
-    return replay
+    count = int(withdrawn.rowcount)  # type: ignore[attr-defined]
+    logger.info(
+        "replay %s canceled by %s: %d waiting deliveries withdrawn", replay_id, principal.name,
+        count,
+    )  # fmt: skip
+    return replay, count
+
+
+# The replay's deliveries still waiting to be published or sent (pending), skipped with an
+# attempt row each, as a canceled run's are.
+_WITHDRAW = text("""
+WITH skipped AS (
+    UPDATE deliveries SET status = 'skipped', skip_reason = 'replay_canceled',
+        last_error = :message, updated_at = clock_timestamp()
+    WHERE replay_id = :replay_id AND status = 'pending'
+    RETURNING id
+)
+INSERT INTO delivery_attempts (delivery_id, outcome, message, replay_id)
+SELECT id, 'skipped', :message, :replay_id FROM skipped
+""")
 
 
 async def get(*, session: AsyncSession, replay_id: uuid.UUID) -> Replay:

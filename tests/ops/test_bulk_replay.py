@@ -119,7 +119,7 @@ async def test_cancel_stops_a_running_replay_between_batches(
 
     async def cancel_after_the_first(replay_id: uuid.UUID) -> None:
         answer = await post(committing_client, f"/api/v1/replays/{replay_id}/cancel", status=200)
-        assert answer["status"] == "canceled"
+        assert (answer["status"], answer["withdrawn"]) == ("canceled", 1)
 
     one_by_one = runner(sessions, batch=1, after_batch=cancel_after_the_first)
     assert await one_by_one.claim() == uuid.UUID(replay["id"])
@@ -127,7 +127,17 @@ async def test_cancel_stops_a_running_replay_between_batches(
 
     shown = (await committing_client.get(f"/api/v1/replays/{replay['id']}", headers=READER)).json()
     assert (shown["status"], shown["matched"], shown["queued"]) == ("canceled", 1, 1)
-    assert await statuses(pool) == {"pending": 1, "dead": 2}  # what was queued stays queued
+    # What it had queued and was not sent yet is withdrawn, with an attempt row saying so.
+    assert await statuses(pool) == {"skipped": 1, "dead": 2}
+    withdrawn = await pool.fetchrow(
+        "SELECT d.skip_reason, a.outcome, a.message, a.replay_id FROM deliveries d"
+        " JOIN delivery_attempts a ON a.delivery_id = d.id"
+        " WHERE d.status = 'skipped' ORDER BY a.id DESC LIMIT 1"
+    )
+    assert dict(withdrawn) == {
+        "skip_reason": "replay_canceled", "outcome": "skipped",
+        "message": "replay canceled by ops-team", "replay_id": uuid.UUID(replay["id"]),
+    }  # fmt: skip
     assert await one_by_one.claim() is None  # a canceled replay is not taken up again
 
 
@@ -200,7 +210,9 @@ async def test_a_batch_that_keeps_failing_fails_the_replay_with_the_error(
     assert await worker.claim() is None  # not taken up again
     listed = await committing_client.get("/api/v1/replays?status=failed", headers=READER)
     assert [r["id"] for r in listed.json()["items"]] == [replay["id"]]
-    await post(committing_client, f"{url}/cancel", status=409)
+    canceled = await post(committing_client, f"{url}/cancel", status=200)
+    assert (canceled["status"], canceled["withdrawn"]) == ("canceled", 0)  # it queued nothing
+    assert canceled["last_error"] == shown["last_error"]  # why it failed stays shown
     assert await statuses(pool) == {"dead": 3}
 
 

@@ -196,14 +196,35 @@ async def test_a_bulk_replay_is_queued_with_its_filter_and_the_plan_counts_the_s
     assert shown == replay
 
 
-async def test_canceling_a_queued_replay_stops_it_and_a_finished_one_cannot_be(
+async def test_canceling_a_queued_replay_stops_it_and_a_canceled_one_cannot_be_again(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     replay = await post(client, "/api/v1/replays", {"filter": {"status": "failed"}})
     canceled = await post(client, f"/api/v1/replays/{replay['id']}/cancel", status=200)
     assert canceled["status"] == "canceled" and canceled["finished_at"] is not None
+    assert canceled["withdrawn"] == 0
     again = await post(client, f"/api/v1/replays/{replay['id']}/cancel", status=409)
     assert "canceled" in again["error"]["message"]
+
+
+async def test_canceling_a_done_replay_withdraws_what_it_queued_and_was_not_sent(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    distribution = await create_distribution(client)
+    event = await stored_event(session, 1)
+    old = await settled_delivery(session, event, distribution)
+    replay = await post(client, f"/api/v1/events/{event.id}/replay", {"force": True})
+    assert (replay["status"], replay["queued"]) == ("done", 1)
+
+    canceled = await post(client, f"/api/v1/replays/{replay['id']}/cancel", status=200)
+    assert (canceled["status"], canceled["withdrawn"]) == ("canceled", 1)
+    assert canceled["finished_at"] == replay["finished_at"]  # when it finished queueing
+    await session.refresh(old)
+    assert (old.status, old.skip_reason) == ("skipped", "replay_canceled")
+    detail = (await client.get(f"/api/v1/deliveries/{old.id}", headers=READER)).json()
+    assert [(a["outcome"], a["replay_id"]) for a in detail["attempts_log"]] == [
+        ("replay_queued", replay["id"]), ("skipped", replay["id"]),
+    ]  # fmt: skip
 
 
 async def test_the_replay_list_pages_newest_first_and_stays_stable_while_replays_arrive(
