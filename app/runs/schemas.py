@@ -69,13 +69,14 @@ class RunCreate(BaseModel):
     )  # fmt: skip
     # Strict: "yes" or 1 must not send a run at once.
     send_now: StrictBool = Field(
-        default=False, description="allow a delay under 600 s (0: at once)"
+        default=False, description="allow a delay under 600 s (delay_seconds 0: at once)"
     )
 
     @model_validator(mode="after")
     def _delay(self) -> RunCreate:
         if self.delay_seconds is None:
-            self.delay_seconds = 0 if self.send_now else DEFAULT_DELAY_SECONDS
+            # The contract's default, send_now or not: send_now only allows a shorter delay.
+            self.delay_seconds = DEFAULT_DELAY_SECONDS
         if self.delay_seconds < DEFAULT_DELAY_SECONDS and not self.send_now:
             raise ValueError(
                 f"delay_seconds {self.delay_seconds} is under {DEFAULT_DELAY_SECONDS}: the delay "

@@ -61,7 +61,12 @@ async def test_a_shorter_delay_needs_send_now(client: httpx.AsyncClient) -> None
         refused = await _run(client, distribution_id, {"audience": SEGMENT, "delay_seconds": delay})
         assert refused.status_code == 422
         assert "send_now" in _messages(refused)
-    now = await _run(client, distribution_id, {"audience": SEGMENT, "send_now": True})
+    # send_now allows a shorter delay; the delay is still 600 s unless one is given.
+    allowed = await _run(client, distribution_id, {"audience": SEGMENT, "send_now": True})
+    assert allowed.status_code == 202 and allowed.json()["delay_seconds"] == 600
+    now = await _run(
+        client, distribution_id, {"audience": SEGMENT, "delay_seconds": 0, "send_now": True}
+    )
     assert now.status_code == 202 and now.json()["delay_seconds"] == 0
     later = await _run(
         client, distribution_id, {"audience": SEGMENT, "delay_seconds": 60, "send_now": True}
