@@ -88,7 +88,7 @@ def validate_attributes_object(obj: object) -> list[str]:
     for key, value in obj.items():
         if key == identifier or key in PRIMARY_IDENTIFIERS:
             continue
-        problems.extend(_value_problems(str(key), str(key), value))
+        problems.extend(value_problems(str(key), str(key), value))
     try:
         size = len(encode_json(obj))
     except ValueError as exc:
@@ -121,7 +121,7 @@ def _identifier_problems(obj: BrazeObject) -> list[str]:
     return []
 
 
-def _value_problems(path: str, key: str, value: object) -> list[str]:
+def value_problems(path: str, key: str, value: object) -> list[str]:
     """Long keys and strings anywhere in a value: Braze drops them without reporting an error."""
     problems: list[str] = []
     if len(key) > MAX_STRING_LENGTH:
@@ -130,10 +130,10 @@ def _value_problems(path: str, key: str, value: object) -> list[str]:
         problems.append(f"{path}: string of {len(value)} characters (max {MAX_STRING_LENGTH})")
     elif isinstance(value, Mapping):
         for name, item in value.items():
-            problems.extend(_value_problems(f"{path}.{name}", str(name), item))
+            problems.extend(value_problems(f"{path}.{name}", str(name), item))
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            problems.extend(_value_problems(f"{path}[{position}]", "", item))
+            problems.extend(value_problems(f"{path}[{position}]", "", item))
     return problems
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.braze.payload import value_problems
 from app.db.nul import contains_nul
 from app.distributions import formats
 from app.distributions.paths import MISSING, lookup
@@ -277,5 +278,13 @@ def _attributes(
                 f"{item.attribute} ({item.source}) is {len(value)} characters; Braze keeps 255",
                 user_key,
             )
+        # An object or array (a `raw` mapping of, say, customer.metadata): Braze silently drops
+        # a long string or key anywhere inside it, so refuse it here, visibly.
+        if isinstance(value, dict | list) and (
+            problems := value_problems(item.attribute, item.attribute, value)
+        ):
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return Skip(VALUE_TOO_LONG, f"{item.attribute} ({item.source}): {problems[0]}{more}",
+                        user_key)  # fmt: skip
         attributes[item.attribute] = value
     return attributes

@@ -270,6 +270,41 @@ def test_long_values_are_refused_not_truncated() -> None:
     assert "256" in result.detail
 
 
+@pytest.mark.parametrize(
+    ("metadata", "named"),
+    [
+        ({"note": "N" * 256}, "customer_metadata.note: string of 256 characters"),
+        ({"tags": ["ok", "T" * 300]}, "customer_metadata.tags[1]: string of 300 characters"),
+        ({"K" * 256: 1}, "key 'customer_metadata."),
+    ],
+)
+def test_a_long_string_or_key_inside_a_raw_object_is_refused_too(
+    metadata: dict[str, Any], named: str
+) -> None:
+    # Braze drops such a value without an error: the delivery would say delivered.
+    envelope = sample("customer.segment.entered")
+    envelope["data"]["customer"]["metadata"] = {**metadata, "braze_opt_in": True}
+    cfg = config(mapping=[
+        {"source": "voucher.code", "attribute": "welcome_code"},
+        {"source": "customer.metadata", "attribute": "customer_metadata", "format": "raw"},
+    ])  # fmt: skip
+    result = resolve(envelope=envelope, config=cfg)
+    assert isinstance(result, Skip) and result.reason == "value_too_long", result
+    assert result.detail.startswith("customer_metadata (customer.metadata): ")
+    assert named in result.detail
+
+
+def test_a_raw_object_within_the_limits_is_sent_whole() -> None:
+    envelope = sample("customer.segment.entered")
+    metadata = {"braze_opt_in": True, "tier": "gold", "tags": ["a", "b"]}
+    envelope["data"]["customer"]["metadata"] = metadata
+    cfg = config(mapping=[
+        {"source": "voucher.code", "attribute": "welcome_code"},
+        {"source": "customer.metadata", "attribute": "customer_metadata", "format": "raw"},
+    ])  # fmt: skip
+    assert send(envelope, cfg).attributes["customer_metadata"] == metadata
+
+
 def test_unformattable_values_are_refused_with_the_attribute_named() -> None:
     envelope = sample("customer.segment.entered")
     envelope["data"]["voucher"]["expiration_date"] = "next tuesday"
