@@ -24,6 +24,7 @@ import asyncpg
 import orjson
 
 from app.db.nul import without_nul
+from app.delivery.hold import NOT_PAUSED
 from app.delivery.models import DEAD, FAILED
 from app.delivery.reporting import SETTLED, log_given_up
 from app.delivery.retry import retry_delay
@@ -42,14 +43,15 @@ from app.voucherify.retry import reschedule_after_429
 
 logger = logging.getLogger(__name__)
 
-_CLAIM = """
+_CLAIM = f"""
 UPDATE deliveries AS d SET status = 'in_flight', leased_by = $1, updated_at = clock_timestamp(),
     lease_expires_at = clock_timestamp() + $2 * interval '1 second'
 FROM (
-    SELECT id FROM deliveries
+    SELECT id FROM deliveries AS d
     WHERE attributes IS NULL
       AND ((status = 'pending' AND next_attempt_at <= clock_timestamp())
            OR (status = 'in_flight' AND lease_expires_at < clock_timestamp()))
+      AND {NOT_PAUSED}
     ORDER BY next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED

@@ -20,14 +20,16 @@ import asyncpg
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
 from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
+from app.delivery.hold import NOT_PAUSED
 from app.delivery.outcomes import DeliveryChange
 
 # Due: pending and its time has come, or in flight under a lease that expired (a dead worker).
-# Deliveries without attributes wait for a code to be published first.
-_DUE = """
+# Deliveries without attributes wait for a code to be published first; a paused distribution's
+# wait for it to be resumed (app/delivery/hold.py).
+_DUE = f"""
     ((d.status = 'pending' AND d.next_attempt_at <= clock_timestamp())
      OR (d.status = 'in_flight' AND d.lease_expires_at < clock_timestamp()))
-    AND d.attributes IS NOT NULL
+    AND d.attributes IS NOT NULL AND {NOT_PAUSED}
 """
 # The lock is taken lazily, row by row, until `$2` users are locked: users that another lane
 # is claiming right now are passed over, and no more locks are held than users claimed.

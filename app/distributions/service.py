@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,10 +12,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.delivery.hold import hold, release
 from app.distributions import repository
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig, DistributionPatch, DistributionRead
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidDistributionError(VoucherRelayError):
@@ -107,10 +111,18 @@ async def _apply(
     """Store `config`; the version goes up only when something actually changed."""
     if to_config(distribution) == config:
         return distribution
+    was = distribution.status
     for name, value in _columns(config).items():
         setattr(distribution, name, value)
     distribution.version += 1
     await _flush_unique_name(session, config.name)
+    # Pausing holds what is queued (nothing more goes to Braze); resuming sends it.
+    if config.status == "paused" and was != "paused":
+        held = await hold(session, distribution.id)
+        logger.info("distribution %s paused: %d queued deliveries held", distribution.id, held)
+    elif was == "paused" and config.status != "paused":
+        released = await release(session, distribution.id)
+        logger.info("distribution %s resumed: %d held deliveries due", distribution.id, released)
     await session.refresh(distribution)
     return distribution
 

@@ -122,6 +122,22 @@ async def test_a_loyalty_event_gets_a_published_code_not_the_card_it_carries(
     assert len(voucherify[1].publications_snapshot()) == 1
 
 
+async def test_no_code_is_published_for_a_paused_distribution(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher,
+    voucherify: tuple[str, EmulatorState],
+) -> None:  # fmt: skip
+    await publish_distribution(committing_client, "Welcome 10% Off")
+    await post(committing_client, entered_without_code())
+    distribution_id = await pool.fetchval("SELECT distribution_id FROM deliveries")
+    url = f"/api/v1/distributions/{distribution_id}"
+    assert (await committing_client.post(f"{url}/pause", headers=WRITER)).status_code == 200
+    await pool.execute("UPDATE deliveries SET next_attempt_at = now()")  # even if due
+    assert await publisher.cycle() == 0
+    assert voucherify[1].publications_snapshot() == []
+    assert (await committing_client.post(f"{url}/resume", headers=WRITER)).status_code == 200
+    assert await publisher.cycle() == 1
+
+
 async def test_publishing_again_never_hands_out_a_second_code(
     committing_client: httpx.AsyncClient, pool: asyncpg.Pool, publisher: Publisher,
     voucherify: tuple[str, EmulatorState],

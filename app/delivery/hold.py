@@ -1,0 +1,45 @@
+"""Pausing a distribution holds its queued deliveries; resuming it sends them.
+
+Held deliveries stay `pending`, their next try moved to HELD_UNTIL, far out of the due range:
+claims then never walk past them (a paused distribution's backlog could be large). The claims
+also skip any delivery of a paused distribution (`NOT_PAUSED`), which covers the few that turn
+due meanwhile: one in flight at the pause that Braze failed goes back to pending with a retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# A real timestamp, not 'infinity': asyncpg reads that back as a naive datetime.
+HELD_UNTIL = "9999-01-01 00:00:00+00"
+
+# For the claims' WHERE clauses; `d` is the delivery.
+NOT_PAUSED = """
+    NOT EXISTS (SELECT 1 FROM distributions AS paused
+                WHERE paused.id = d.distribution_id AND paused.status = 'paused')
+"""
+
+_HOLD = text(f"""
+UPDATE deliveries SET next_attempt_at = '{HELD_UNTIL}', updated_at = clock_timestamp()
+WHERE distribution_id = :distribution_id AND status = 'pending'
+""")
+_RELEASE = text(f"""
+UPDATE deliveries SET next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
+WHERE distribution_id = :distribution_id AND status IN ('pending', 'in_flight')
+  AND next_attempt_at >= '{HELD_UNTIL}'
+""")
+
+
+async def hold(session: AsyncSession, distribution_id: uuid.UUID) -> int:
+    """Hold the distribution's pending deliveries; how many."""
+    result = await session.execute(_HOLD, {"distribution_id": distribution_id})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release(session: AsyncSession, distribution_id: uuid.UUID) -> int:
+    """Make the held deliveries due now; how many."""
+    result = await session.execute(_RELEASE, {"distribution_id": distribution_id})
+    return int(result.rowcount)  # type: ignore[attr-defined]
