@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from app.delivery.hold import HELD_UNTIL
 from app.runs.progress import PROGRESS_SQL, summarize
 
 # Due: scheduled and its time has come, or running under a lease that expired (a dead worker,
@@ -35,10 +36,13 @@ RETURNING r.id, r.distribution_id, r.distribution_version, r.audience, r.audienc
 _DISTRIBUTION = """
 SELECT status, deleted_at FROM distributions WHERE id = $1
 """
-_MEMBERS = """
+# A page stored while the distribution is paused is held with the rest of its deliveries.
+_MEMBERS = f"""
 INSERT INTO deliveries (distribution_id, distribution_version, trigger, run_id, run_member,
-    context, event_time, status, last_error)
-SELECT $1, $2, 'run', $3, m, c::jsonb, $4, s, e
+    context, event_time, status, last_error, next_attempt_at)
+SELECT $1, $2, 'run', $3, m, c::jsonb, $4, s, e,
+       CASE WHEN EXISTS (SELECT 1 FROM distributions WHERE id = $1 AND status = 'paused')
+            THEN '{HELD_UNTIL}'::timestamptz ELSE clock_timestamp() END
 FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS x(m, c, s, e)
 ON CONFLICT (run_id, run_member) WHERE run_id IS NOT NULL DO NOTHING
 """

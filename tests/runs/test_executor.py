@@ -119,6 +119,35 @@ async def test_a_run_canceled_while_paging_stops_and_skips_what_still_waits(
     assert not await relay.executor.cycle()
 
 
+async def test_pages_stored_while_the_distribution_is_paused_are_held_until_it_resumes(
+    committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
+    emulator: Emulator, pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    voucherify.segment(100)
+    voucherify.state.faults.latency_ms = 100  # slow enough to pause it between two pages
+    distribution_id = await add_distribution(committing_client)
+    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    relay = await make_relay(page_size=25)
+    paging = asyncio.create_task(relay.executor.cycle())
+    while await pool.fetchval("SELECT processed FROM runs") < 25:
+        assert not paging.done(), "the run ended before it could be paused"
+        await asyncio.sleep(0.01)
+    url = f"/api/v1/distributions/{distribution_id}"
+    assert (await committing_client.post(f"{url}/pause", headers=WRITER)).status_code == 200
+    await asyncio.wait_for(paging, timeout=10)
+    voucherify.state.faults.latency_ms = 0
+
+    held = "SELECT count(*) FROM deliveries WHERE next_attempt_at > now() + interval '1000 years'"
+    assert await pool.fetchval(held) == 100  # paged before and after the pause alike
+    await relay.cycle()
+    assert voucherify.state.publications_snapshot() == []
+    assert emulator.state.requests_snapshot() == []
+
+    assert (await committing_client.post(f"{url}/resume", headers=WRITER)).status_code == 200
+    shown = await finish(relay, committing_client, run["id"])
+    assert shown["status"] == "done" and shown["progress"]["delivered"] == 100
+
+
 async def test_a_run_killed_half_way_resumes_without_a_second_code(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     emulator: Emulator, pool: asyncpg.Pool,
