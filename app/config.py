@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     braze_timeout_seconds: float = Field(default=30.0, gt=0)
     # Requests in flight per worker process (each lane sends one batch at a time).
     braze_concurrency: int = Field(default=4, ge=1, le=64)
-    # While Braze refuses the key (401/403/404/415): seconds between probes.
+    # While Braze refuses the key (401/403/404/415), or fails with nothing due: seconds between
+    # probes.
     braze_probe_seconds: float = Field(default=30.0, gt=0)
 
     # Delivery queue.

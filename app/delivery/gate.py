@@ -5,6 +5,7 @@
   probes with a real batch every `probe_interval`, and the first success lifts the block;
 - an outage mark: requests failing (5xx, timeouts) with no success in between; the first success
   after two or more of them ends it, and the worker then sends what waits on a retry at once.
+  While nothing is due, one worker at a time tries the earliest retry every `probe_interval`.
 """
 
 from __future__ import annotations
@@ -63,13 +64,23 @@ WHERE workspace = $1
 """
 # Only one worker wins the end of an outage (and hurries the retries).
 _ANSWERED = """
-UPDATE braze_gate AS g SET failing_since = NULL, failed_requests = 0
+UPDATE braze_gate AS g SET failing_since = NULL, failed_requests = 0,
+    next_probe_at = CASE WHEN g.blocked_reason IS NULL THEN NULL ELSE g.next_probe_at END
 FROM (SELECT failing_since, failed_requests FROM braze_gate WHERE workspace = $1 FOR UPDATE) AS o
 WHERE g.workspace = $1 AND g.failing_since IS NOT NULL
 RETURNING o.failing_since, o.failed_requests
 """
 # An outage is two failed requests in a row or more: one alone is a blip the schedule handles.
 OUTAGE_REQUESTS = 2
+# During an outage with nothing due, one worker at a time probes every `probe_interval`
+# (the first one that long after the outage began): see `claim_outage_probe`.
+_CLAIM_OUTAGE_PROBE = """
+UPDATE braze_gate SET next_probe_at = clock_timestamp() + $2 * interval '1 second'
+WHERE workspace = $1 AND blocked_reason IS NULL AND failing_since IS NOT NULL
+  AND failed_requests >= $3
+  AND coalesce(next_probe_at, failing_since + $2 * interval '1 second') <= clock_timestamp()
+RETURNING workspace
+"""
 # Only one worker wins each probe slot.
 _CLAIM_PROBE = """
 UPDATE braze_gate SET next_probe_at = clock_timestamp() + $2 * interval '1 second'
@@ -188,6 +199,17 @@ class BrazeGate:
         async with self._pool.acquire() as connection:
             await self._ensure(connection)
             claimed = await connection.fetchval(_CLAIM_PROBE, self.workspace, self.probe_interval)
+            return claimed is not None
+
+    async def claim_outage_probe(self) -> bool:
+        """During an outage (OUTAGE_REQUESTS failed requests in a row or more): True for the one
+        worker whose turn it is to try a waiting retry early. Without probes, the end of an
+        outage in a quiet hour would be noticed only at the earliest retry, hours later."""
+        async with self._pool.acquire() as connection:
+            await self._ensure(connection)
+            claimed = await connection.fetchval(
+                _CLAIM_OUTAGE_PROBE, self.workspace, self.probe_interval, OUTAGE_REQUESTS
+            )
             return claimed is not None
 
     async def state_cached(self, *, max_age: float = 1.0) -> GateState:

@@ -80,3 +80,12 @@ def settle(
                     )
                 )
     return changes
+
+
+def put_back(change: DeliveryChange, retry_probe: Mapping[int, datetime]) -> DeliveryChange:
+    """A failed outage probe uses no try: the probed delivery waits for the retry it had."""
+    was = retry_probe.get(change.delivery_id)
+    if was is None or change.status not in (PENDING, DEAD):
+        return change
+    message = f"{change.message} (an outage probe: no try used)"
+    return DeliveryChange(change.delivery_id, PENDING, "retry", message, was, False)

@@ -20,7 +20,7 @@ import asyncpg
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
 from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
-from app.delivery.hold import NOT_PAUSED
+from app.delivery.hold import HELD_UNTIL, NOT_PAUSED
 from app.delivery.outcomes import DeliveryChange
 
 # Due: pending and its time has come, or in flight under a lease that expired (a dead worker).
@@ -100,6 +100,21 @@ WHERE id IN (
 )
 """
 HURRY_BATCH = 5000
+# An outage probe: the earliest retry made due now; `was` is put back if the probe fails.
+_PROBE = f"""
+WITH pick AS (
+    SELECT d.id, d.next_attempt_at AS was FROM deliveries AS d
+    WHERE d.status = 'pending' AND d.attempts > 0 AND d.attributes IS NOT NULL
+      AND d.next_attempt_at > clock_timestamp() AND d.next_attempt_at < '{HELD_UNTIL}'
+      AND {NOT_PAUSED}
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries AS d SET next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
+FROM pick WHERE d.id = pick.id
+RETURNING d.id, pick.was
+"""
 _SPLIT_ATTEMPTS = """
 INSERT INTO delivery_attempts (delivery_id, braze_request_id, outcome, message)
 SELECT id, $2, 'split', $3 FROM unnest($1::bigint[]) AS id
@@ -269,6 +284,13 @@ class DeliveryQueue:
                 hurried += (done := int(status.split()[-1]))
                 if done < HURRY_BATCH:
                     return hurried
+
+    async def probe_retry(self) -> dict[int, datetime]:
+        """Make the earliest delivery waiting on a retry due now (an outage probe); its id and
+        the retry time to put back if the probe fails ({} when none waits)."""
+        async with self.pool.acquire() as connection:
+            rows = await connection.fetch(_PROBE)
+        return {row["id"]: row["was"] for row in rows}
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give leased deliveries back (shutting down before sending them)."""

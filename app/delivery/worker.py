@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -22,9 +23,9 @@ from app.braze.client import BrazeCallResult, BrazeClient
 from app.braze.payload import MAX_BODY_BYTES, split_into_batches
 from app.delivery import coalesce
 from app.delivery.failures import FailureStreak
-from app.delivery.gate import BrazeGate
+from app.delivery.gate import BrazeGate, GateState
 from app.delivery.models import SKIPPED
-from app.delivery.outcomes import DeliveryChange, settle
+from app.delivery.outcomes import DeliveryChange, put_back, settle
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.reporting import (
     count_settled_changes,
@@ -60,6 +61,8 @@ class Work:
     # When the leases were taken (event-loop clock): a prefetched batch waits for the one
     # before it, and must not start a send its lease cannot cover.
     claimed_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    # An outage probe: the retry tried early, and the retry time it goes back to if it fails.
+    retry_probe: dict[int, datetime] = field(default_factory=dict)
 
     @property
     def delivery_ids(self) -> list[int]:
@@ -172,8 +175,27 @@ class Worker:
             logger.info("Braze is blocked (%s): probing with a real batch", state.blocked_reason)
         claimed, known = await self.queue.claim(users=self.config.batch_size)
         if not claimed.deliveries:
-            return None
+            return await self._outage_probe(state) if not probing else None
         return Work(claimed, coalesce.plan(claimed.deliveries, known), probing)
+
+    async def _outage_probe(self, state: GateState) -> Work | None:
+        """Nothing is due while Braze fails: one worker at a time tries the earliest retry
+        early, so that the outage's end is noticed (and what waits sent) within a probe
+        interval. A failed probe uses no try: the delivery goes back to its retry time."""
+        if state.failing_since is None or not await self.gate.claim_outage_probe():
+            return None
+        retry_probe = await self.queue.probe_retry()
+        if not retry_probe:
+            return None
+        claimed, known = await self.queue.claim(users=1)
+        if not claimed.deliveries:
+            return None  # another lane took it: it is sent all the same
+        logger.info(
+            "Braze failing since %s: probing with delivery %s",
+            state.failing_since.isoformat(timespec="seconds"), ", ".join(map(str, retry_probe)),
+        )  # fmt: skip
+        plan = coalesce.plan(claimed.deliveries, known)
+        return Work(claimed, plan, probing=False, retry_probe=retry_probe)
 
     async def _deliver(self, work: Work) -> None:
         plan = work.plan
@@ -192,7 +214,7 @@ class Worker:
             position += len(batch)
             await self._send(
                 updates, plan.omitted, work.claimed.attempts, probing=probing,
-                claimed_at=work.claimed_at,
+                claimed_at=work.claimed_at, retry_probe=work.retry_probe,
             )  # fmt: skip
             probing = False
 
@@ -204,6 +226,7 @@ class Worker:
         *,
         probing: bool,
         claimed_at: float,
+        retry_probe: Mapping[int, datetime] | None = None,
     ) -> None:
         # A send starts within half the lease of the claim, so that the Braze call (its timeout
         # is below half the lease, see Settings) ends before the lease does and no other worker
@@ -239,6 +262,8 @@ class Worker:
             classification=call.classification, updates=updates, attempts=attempts,
             now=datetime.now(UTC), schedule=self.config.schedule, rng=self.rng,
         )  # fmt: skip
+        if retry_probe and call.kind is Kind.RETRY:
+            changes = [put_back(change, retry_probe) for change in changes]
         self._count(changes)
         await self._record_slots.acquire()
         task = asyncio.create_task(

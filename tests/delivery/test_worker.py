@@ -353,6 +353,38 @@ async def test_the_end_of_a_braze_outage_sends_what_waits_on_a_retry_at_once(
     assert (gate["failing_since"], gate["failed_requests"]) == (None, 0)
 
 
+async def test_a_quiet_outage_is_probed_and_its_end_noticed_without_waiting_for_a_retry(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    """Nothing new arrives and every retry is an hour away: one waiting retry is tried every
+    probe interval; a failed probe uses no try, the first that succeeds sends the rest."""
+    worker = await make_worker(schedule="1h,1h", probe=0.3)
+    emulator.state.faults.fail_next(3, status=503)  # the outage: two requests, then one probe
+    await enqueue(pool, users(3, code="A"))
+    assert await worker.cycle() == 3
+    await enqueue(pool, [("late-1", {"voucher_code": "L1"})])
+    assert await worker.cycle() == 1
+    retries = "SELECT id, attempts, next_attempt_at FROM deliveries ORDER BY id"
+    before = [tuple(r) for r in await pool.fetch(retries)]
+    assert await worker.cycle() == 0, "the first probe waits a probe interval"
+
+    await asyncio.sleep(0.35)
+    assert await worker.cycle() == 1  # a probe: the earliest retry, and Braze fails it
+    assert await worker.cycle() == 0, "one probe per interval"
+    assert [tuple(r) for r in await pool.fetch(retries)] == before  # no try used, same time
+    probe = await pool.fetchrow(
+        "SELECT outcome, message FROM delivery_attempts ORDER BY id DESC LIMIT 1"
+    )
+    assert probe["outcome"] == "retry"
+    assert probe["message"].endswith("(an outage probe: no try used)")
+
+    await asyncio.sleep(0.35)
+    assert await worker.cycle() == 1  # Braze answers: the outage is over
+    await drain(worker, within=10)
+    assert await statuses(pool) == {"delivered": 4}
+    assert len(emulator.state.requests_snapshot()) == 5  # 2 failed, a failed probe, 1, then 3
+
+
 async def test_one_failed_request_alone_is_a_blip_that_hurries_nothing(
     pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
 ) -> None:
@@ -360,6 +392,8 @@ async def test_one_failed_request_alone_is_a_blip_that_hurries_nothing(
     emulator.state.faults.fail_next(1, status=503)
     await enqueue(pool, users(3))
     assert await worker.cycle() == 3
+    await asyncio.sleep(0.25)  # a probe interval: one failed request is no outage to probe
+    assert await worker.cycle() == 0
     await enqueue(pool, [("next", {"voucher_code": "N"})])
     assert await worker.cycle() == 1
     assert await statuses(pool) == {"pending": 3, "delivered": 1}
