@@ -62,8 +62,8 @@ async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     ).status_code == 202
 
 
-async def publish_distribution(client: httpx.AsyncClient, campaign: str) -> None:
-    body = distribution_body(code_source={"type": "publish", "campaign": campaign})
+async def publish_distribution(client: httpx.AsyncClient, campaign: str, **overrides: Any) -> None:
+    body = distribution_body(code_source={"type": "publish", "campaign": campaign}, **overrides)
     assert (
         await client.post("/api/v1/distributions", json=body, headers=WRITER)
     ).status_code == 201
@@ -106,13 +106,9 @@ async def test_a_loyalty_event_gets_a_published_code_not_the_card_it_carries(
     voucherify: tuple[str, EmulatorState],
 ) -> None:  # fmt: skip
     event = sample("customer.voucher.loyalty_card.points_added")
-    body = distribution_body(
-        triggers=[event["event"]["type"]], filters={},
-        code_source={"type": "publish", "campaign": "Welcome 10% Off"},
-    )  # fmt: skip
-    assert (
-        await committing_client.post("/api/v1/distributions", json=body, headers=WRITER)
-    ).status_code == 201
+    await publish_distribution(
+        committing_client, "Welcome 10% Off", triggers=[event["event"]["type"]], filters={}
+    )
     await post(committing_client, event)
     assert await pool.fetchval("SELECT attributes FROM deliveries") is None  # waits for a code
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import asyncpg
 import httpx
@@ -13,6 +14,7 @@ from tests.conftest import WRITER
 from tests.delivery.conftest import Emulator
 from tests.runs.conftest import (
     SEGMENT,
+    Relay,
     RelayFactory,
     Voucherify,
     add_distribution,
@@ -82,19 +84,31 @@ async def test_a_run_canceled_inside_its_delay_publishes_and_sends_nothing(
     assert emulator.state.requests_snapshot() == []
 
 
+async def paging_run(
+    client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
+    pool: asyncpg.Pool, *, members: int, stored: int,
+) -> tuple[str, dict[str, Any], Relay, asyncio.Task[bool]]:  # fmt: skip
+    """A run over a segment of `members`, paging (25 a page) slowly enough to act between two
+    pages, once `stored` members have their delivery: (distribution, run, relay, paging)."""
+    voucherify.segment(members)
+    voucherify.state.faults.latency_ms = 100
+    distribution_id = await add_distribution(client)
+    run = await start_run(client, distribution_id, {"segment_id": SEGMENT})
+    relay = await make_relay(page_size=25)
+    paging = asyncio.create_task(relay.executor.cycle())
+    while await pool.fetchval("SELECT processed FROM runs") < stored:
+        assert not paging.done(), "the run ended before the test could act"
+        await asyncio.sleep(0.01)
+    return distribution_id, run, relay, paging
+
+
 async def test_a_run_canceled_while_paging_stops_and_skips_what_still_waits(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     emulator: Emulator, pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
-    voucherify.segment(250)
-    voucherify.state.faults.latency_ms = 100  # slow enough to cancel it between two pages
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
-    relay = await make_relay(page_size=25)
-    paging = asyncio.create_task(relay.executor.cycle())
-    while await pool.fetchval("SELECT processed FROM runs") < 50:
-        assert not paging.done(), "the run ended before it could be canceled"
-        await asyncio.sleep(0.01)
+    _, run, relay, paging = await paging_run(
+        committing_client, make_relay, voucherify, pool, members=250, stored=50
+    )
 
     canceled = await committing_client.post(f"/api/v1/runs/{run['id']}/cancel", headers=WRITER)
     assert canceled.status_code == 200, canceled.text
@@ -123,15 +137,9 @@ async def test_pages_stored_while_the_distribution_is_paused_are_held_until_it_r
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     emulator: Emulator, pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
-    voucherify.segment(100)
-    voucherify.state.faults.latency_ms = 100  # slow enough to pause it between two pages
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
-    relay = await make_relay(page_size=25)
-    paging = asyncio.create_task(relay.executor.cycle())
-    while await pool.fetchval("SELECT processed FROM runs") < 25:
-        assert not paging.done(), "the run ended before it could be paused"
-        await asyncio.sleep(0.01)
+    distribution_id, run, relay, paging = await paging_run(
+        committing_client, make_relay, voucherify, pool, members=100, stored=25
+    )
     url = f"/api/v1/distributions/{distribution_id}"
     assert (await committing_client.post(f"{url}/pause", headers=WRITER)).status_code == 200
     await asyncio.wait_for(paging, timeout=10)
