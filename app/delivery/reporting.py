@@ -30,10 +30,10 @@ SAMPLE_IDS = 5
 _DISTRIBUTIONS = "SELECT id, distribution_id FROM deliveries WHERE id = ANY($1::bigint[])"
 
 
-def held_changes(changes: Sequence[DeliveryChange], applied: set[int]) -> list[DeliveryChange]:
+def landed_changes(changes: Sequence[DeliveryChange], applied: set[int]) -> list[DeliveryChange]:
     """The changes that landed (`queue.record` returned their ids); one WARNING for those that
     did not: their lease expired while Braze answered and another worker took the delivery."""
-    held = [c for c in changes if c.delivery_id in applied]
+    landed = [c for c in changes if c.delivery_id in applied]
     lost = [c.delivery_id for c in changes if c.delivery_id not in applied]
     if lost:
         shown = ", ".join(map(str, lost[:SAMPLE_IDS])) + (", ..." if len(lost) > SAMPLE_IDS else "")
@@ -43,7 +43,7 @@ def held_changes(changes: Sequence[DeliveryChange], applied: set[int]) -> list[D
             "recorded, the delivery's state is the other worker's",
             len(lost), shown, extra={"delivery_ids": lost[:SAMPLE_IDS]},
         )  # fmt: skip
-    return held
+    return landed
 
 
 def count_settled_changes(

@@ -29,7 +29,7 @@ from app.delivery.outcomes import DeliveryChange, put_back, settle
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.reporting import (
     count_settled_changes,
-    held_changes,
+    landed_changes,
     log_failed_request,
     log_given_up_changes,
 )
@@ -288,7 +288,7 @@ class Worker:
         applied = await self.queue.record(
             call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted
         )
-        settled = held_changes(changes, applied)
+        settled = landed_changes(changes, applied)
         count_settled_changes(settled)
         log_failed_request(call, changes)
         await log_given_up_changes(self.queue.pool, settled)
@@ -352,7 +352,7 @@ class Worker:
             call=None, started_at=datetime.now(UTC), changes=changes, updates=[],
             omitted=plan.omitted, skip_reasons=plan.skipped, confirmed=plan.confirmed,
         )  # fmt: skip
-        count_settled_changes(held_changes(changes, applied), plan.skipped)
+        count_settled_changes(landed_changes(changes, applied), plan.skipped)
 
     def _count(self, changes: list[DeliveryChange]) -> None:
         for change in changes:
