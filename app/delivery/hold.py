@@ -33,6 +33,19 @@ WHERE distribution_id = :distribution_id AND status IN ('pending', 'in_flight')
   AND next_attempt_at >= '{HELD_UNTIL}'
 """)
 
+# A paused distribution deleted: what it held will never be resumed, so it is settled.
+_DROP = text(f"""
+WITH skipped AS (
+    UPDATE deliveries SET status = 'skipped', skip_reason = 'distribution_deleted',
+        last_error = :message, updated_at = clock_timestamp()
+    WHERE distribution_id = :distribution_id AND status = 'pending'
+      AND next_attempt_at >= '{HELD_UNTIL}'
+    RETURNING id, replay_id
+)
+INSERT INTO delivery_attempts (delivery_id, outcome, message, replay_id)
+SELECT id, 'skipped', :message, replay_id FROM skipped
+""")
+
 
 async def hold(session: AsyncSession, distribution_id: uuid.UUID) -> int:
     """Hold the distribution's pending deliveries; how many."""
@@ -43,4 +56,11 @@ async def hold(session: AsyncSession, distribution_id: uuid.UUID) -> int:
 async def release(session: AsyncSession, distribution_id: uuid.UUID) -> int:
     """Make the held deliveries due now; how many."""
     result = await session.execute(_RELEASE, {"distribution_id": distribution_id})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def drop(session: AsyncSession, distribution_id: uuid.UUID) -> int:
+    """Skip what a paused distribution held (it was deleted); how many."""
+    message = "the distribution was deleted while paused"
+    result = await session.execute(_DROP, {"distribution_id": distribution_id, "message": message})
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.hold import hold, release
+from app.delivery.hold import drop, hold, release
 from app.distributions import repository
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig, DistributionPatch, DistributionRead
@@ -89,10 +89,14 @@ async def set_status(
 
 
 async def soft_delete(*, session: AsyncSession, distribution_id: uuid.UUID) -> Distribution:
-    """Hide from intake and listings; the row and its deliveries stay readable."""
+    """Hide from intake and listings; the row and its deliveries stay readable. What a paused
+    one held is skipped (`distribution_deleted`): nothing could resume it any more."""
     distribution = await _live_or_error(session, distribution_id)
     distribution.deleted_at = datetime.now(UTC)
     distribution.version += 1
+    if distribution.status == "paused":
+        dropped = await drop(session, distribution.id)
+        logger.info("distribution %s deleted: %d held deliveries skipped", distribution.id, dropped)
     await session.flush()
     await session.refresh(distribution)
     return distribution

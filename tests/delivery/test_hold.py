@@ -71,3 +71,18 @@ async def test_pausing_by_patch_holds_and_resuming_sends_at_once(
     assert await pool.fetchval("SELECT next_attempt_at <= now() FROM deliveries")
     await drain(await make_worker())
     assert await statuses(pool) == {"delivered": 1}
+
+
+async def test_deleting_a_paused_distribution_skips_what_it_held(
+    committing_client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    distribution_id = await queued_delivery(committing_client)
+    await post(committing_client, f"/api/v1/distributions/{distribution_id}/pause")
+    deleted = await committing_client.delete(
+        f"/api/v1/distributions/{distribution_id}", headers=WRITER
+    )
+    assert deleted.status_code == 200, deleted.text
+    row = await pool.fetchrow("SELECT status, skip_reason FROM deliveries")
+    assert tuple(row) == ("skipped", "distribution_deleted")  # not pending forever
+    attempt = await pool.fetchrow("SELECT outcome, message FROM delivery_attempts")
+    assert tuple(attempt) == ("skipped", "the distribution was deleted while paused")
