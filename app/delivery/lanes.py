@@ -3,7 +3,9 @@
 - publisher: publishes codes and looks up customers for deliveries that wait for Voucherify;
 - runs: pages due manual runs into deliveries (Voucherify);
 - replays: runs queued bulk replays (Postgres only);
-- retention: prunes audit rows older than RETENTION_DAYS (Postgres only).
+- retention: prunes audit rows older than RETENTION_DAYS (Postgres only);
+- tending: holds, skips or withdraws what paused or deleted distributions and canceled replays
+  still have waiting (`hold.tend`, Postgres only).
 
 Each runs when what it needs is configured, also before Braze is connected: the deliveries they
 make ready then wait in the queue for the Braze lanes (`worker.py`).
@@ -19,6 +21,7 @@ from datetime import timedelta
 import asyncpg
 
 from app.delivery.failures import FailureStreak, poll_until_stopped
+from app.delivery.hold import TEND_SECONDS, tend
 from app.delivery.publisher import Publisher
 from app.ops.bulk_replay import ReplayRunner
 from app.ops.retention import prune
@@ -52,7 +55,24 @@ class QueueLanes:
             lanes.append(self.replays.lane(stop, wake=self.wake))
         if self.retention is not None:
             lanes.append(self._retention_lane(self.retention, stop))
+        lanes.append(self._tending_lane(stop))
         await asyncio.gather(*lanes)
+
+    async def _tending_lane(self, stop: asyncio.Event) -> None:
+        async def tend_once() -> bool:
+            held, dropped, withdrawn = await tend(self.pool)
+            if held or dropped or withdrawn:
+                logger.info(
+                    "queue sweep: %d deliveries of paused distributions held, %d of deleted "
+                    "ones skipped, %d of canceled replays withdrawn", held, dropped, withdrawn,
+                )  # fmt: skip
+            return False  # never again at once: every TEND_SECONDS
+
+        every = TEND_SECONDS
+        streak = FailureStreak(logger, "queue sweep", first_wait=every, longest=every)
+        await poll_until_stopped(
+            stop, tend_once, streak=streak, idle_wait=every, consequence="it runs again later"
+        )
 
     async def _publisher_lane(self, publisher: Publisher, stop: asyncio.Event) -> None:
         async def publish() -> bool:

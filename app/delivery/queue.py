@@ -10,7 +10,7 @@ another worker holds in flight.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,17 +89,23 @@ WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
 # attributes only (a delivery waiting for a code waits on Voucherify, not Braze). In batches:
 # an outage can leave a large backlog, and one statement over all of it would hold its row
 # locks (and the claims waiting on them) until the end.
-_HURRY = """
+_HURRY = f"""
 UPDATE deliveries SET next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
 WHERE id IN (
-    SELECT id FROM deliveries
+    SELECT id FROM deliveries AS d
     WHERE status = 'pending' AND next_attempt_at > clock_timestamp() AND attempts > 0
       AND attributes IS NOT NULL AND updated_at >= $1
+      AND next_attempt_at < '{HELD_UNTIL}' AND {NOT_PAUSED}
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
 """
 HURRY_BATCH = 5000
+_PUT_BACK = """
+UPDATE deliveries AS d SET next_attempt_at = b.was, updated_at = clock_timestamp()
+FROM unnest($1::bigint[], $2::timestamptz[]) AS b(id, was)
+WHERE d.id = b.id AND d.status = 'pending'
+"""
 # An outage probe: the earliest retry made due now; `was` is put back if the probe fails.
 _PROBE = f"""
 WITH pick AS (
@@ -291,6 +297,11 @@ class DeliveryQueue:
         async with self.pool.acquire() as connection:
             rows = await connection.fetch(_PROBE)
         return {row["id"]: row["was"] for row in rows}
+
+    async def put_back(self, retry_probe: Mapping[int, datetime]) -> None:
+        """An outage probe that did not go out: its delivery waits for its own retry again."""
+        async with self.pool.acquire() as connection:
+            await connection.execute(_PUT_BACK, list(retry_probe), list(retry_probe.values()))
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give leased deliveries back (shutting down before sending them)."""

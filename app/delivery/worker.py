@@ -188,8 +188,13 @@ class Worker:
         if not retry_probe:
             return None
         claimed, known = await self.queue.claim(users=1)
-        if not claimed.deliveries:
-            return None  # another lane took it: it is sent all the same
+        if not any(d.id in retry_probe for d in claimed.deliveries):
+            # Another user came first, or this one is busy: no probe this time, and the
+            # delivery must not go out as an ordinary (counted) try before its retry time.
+            await self.queue.put_back(retry_probe)
+            if not claimed.deliveries:
+                return None
+            return Work(claimed, coalesce.plan(claimed.deliveries, known), probing=False)
         logger.info(
             "Braze failing since %s: probing with delivery %s",
             state.failing_since.isoformat(timespec="seconds"), ", ".join(map(str, retry_probe)),

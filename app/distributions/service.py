@@ -103,7 +103,12 @@ async def soft_delete(*, session: AsyncSession, distribution_id: uuid.UUID) -> D
 
 
 async def _live_or_error(session: AsyncSession, distribution_id: uuid.UUID) -> Distribution:
-    distribution = await get_or_404(session=session, distribution_id=distribution_id)
+    # Locked: a pause and a delete (or two edits) at once see each other's outcome.
+    distribution = await session.get(
+        Distribution, distribution_id, with_for_update=True, populate_existing=True
+    )
+    if distribution is None:
+        raise NotFoundError(f"no distribution {distribution_id}")
     if distribution.deleted_at is not None:
         raise ConflictError(f"distribution {distribution_id} is deleted; create a new one")
     return distribution

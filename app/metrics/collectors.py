@@ -23,19 +23,22 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.delivery.hold import NOT_PAUSED
+
 logger = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 2000
 TABLE_COUNTS_MAX_AGE = 60.0
 GATE_STATES = ("open", "paused", "blocked")
 
-_QUEUE = text("""
+# Due: what a claim could take now, so not what a paused distribution holds.
+_DUE = f"status = 'pending' AND next_attempt_at <= clock_timestamp() AND {NOT_PAUSED}"
+_QUEUE = text(f"""
 SELECT status, count(*) AS n,
-       count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()) AS due,
-       extract(epoch FROM clock_timestamp() - min(next_attempt_at)
-               FILTER (WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()))
+       count(*) FILTER (WHERE {_DUE}) AS due,
+       extract(epoch FROM clock_timestamp() - min(next_attempt_at) FILTER (WHERE {_DUE}))
            AS oldest_due_age
-FROM deliveries WHERE status IN ('pending', 'in_flight')
+FROM deliveries AS d WHERE status IN ('pending', 'in_flight')
 GROUP BY status
 """)
 _TABLE = text("""

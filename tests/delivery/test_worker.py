@@ -385,6 +385,30 @@ async def test_a_quiet_outage_is_probed_and_its_end_noticed_without_waiting_for_
     assert len(emulator.state.requests_snapshot()) == 5  # 2 failed, a failed probe, 1, then 3
 
 
+async def test_a_probe_whose_user_is_busy_puts_the_retry_back_for_later(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker(schedule="1h,1h", probe=0.2)
+    emulator.state.faults.fail_next(2, status=503)
+    [first] = await enqueue(pool, [("busy-user", {"voucher_code": "B1"})])
+    assert await worker.cycle() == 1
+    await enqueue(pool, [("other", {"voucher_code": "O"})])
+    assert await worker.cycle() == 1  # the second failed request: an outage
+    retry = await pool.fetchval("SELECT next_attempt_at FROM deliveries WHERE id = $1", first)
+    # Another worker is sending to the same user right now.
+    [sending] = await enqueue(pool, [("busy-user", {"voucher_code": "B2"})])
+    await pool.execute(
+        "UPDATE deliveries SET status = 'in_flight', leased_by = 'elsewhere',"
+        " lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+        sending,
+    )
+    await asyncio.sleep(0.25)
+    assert await worker.cycle() == 0  # the probe finds its user busy: nothing goes out
+    assert (
+        await pool.fetchval("SELECT next_attempt_at FROM deliveries WHERE id = $1", first) == retry
+    ), "put back: not sent later as an ordinary (counted) try"
+
+
 async def test_one_failed_request_alone_is_a_blip_that_hurries_nothing(
     pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
 ) -> None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.delivery.hold import tend
 from app.delivery.lanes import QueueLanes
 from app.ops.bulk_replay import BatchHook, ReplayRunner
 from tests.conftest import READER, WRITER
@@ -139,6 +140,14 @@ async def test_cancel_stops_a_running_replay_between_batches(
         "message": "replay canceled by ops-team", "replay_id": uuid.UUID(replay["id"]),
     }  # fmt: skip
     assert await one_by_one.claim() is None  # a canceled replay is not taken up again
+
+    # One being sent at the cancel that Braze failed comes back for a retry: the sweep
+    # withdraws it too.
+    await pool.execute(
+        "UPDATE deliveries SET status = 'pending', skip_reason = NULL WHERE status = 'skipped'"
+    )
+    assert await tend(pool) == (0, 0, 1)
+    assert await statuses(pool) == {"skipped": 1, "dead": 2}
 
 
 async def test_another_worker_resumes_a_crashed_replay_from_its_checkpoint(
