@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.hold import drop, hold, release
+from app.delivery.hold import hold_paused, release, skip_deleted
 from app.distributions import repository
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig, DistributionPatch, DistributionRead
@@ -95,7 +95,8 @@ async def soft_delete(*, session: AsyncSession, distribution_id: uuid.UUID) -> D
     distribution.deleted_at = datetime.now(UTC)
     distribution.version += 1
     if distribution.status == "paused":
-        dropped = await drop(session, distribution.id)
+        await session.flush()  # the sweep's statement reads the distribution as deleted
+        dropped = await skip_deleted(session)
         logger.info("distribution %s deleted: %d held deliveries skipped", distribution.id, dropped)
     await session.flush()
     await session.refresh(distribution)
@@ -127,7 +128,7 @@ async def _apply(
     await _flush_unique_name(session, config.name)
     # Pausing holds what is queued (nothing more goes to Braze); resuming sends it.
     if config.status == "paused" and was != "paused":
-        held = await hold(session, distribution.id)
+        held = await hold_paused(session)
         logger.info("distribution %s paused: %d queued deliveries held", distribution.id, held)
     elif was == "paused" and config.status != "paused":
         released = await release(session, distribution.id)

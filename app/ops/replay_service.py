@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.delivery.models import Delivery
+from app.delivery.skipping import skip_statement
 from app.distributions.models import Distribution
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
 from app.ops import replay_scope
@@ -173,18 +174,14 @@ async def cancel(
     return replay, count
 
 
-# The replay's deliveries still waiting to be published or sent (pending), skipped with an
-# attempt row each, as a canceled run's are.
-_WITHDRAW = text("""
-WITH skipped AS (
-    UPDATE deliveries SET status = 'skipped', skip_reason = 'replay_canceled',
-        last_error = :message, updated_at = clock_timestamp()
-    WHERE replay_id = :replay_id AND status = 'pending'
-    RETURNING id
+# The replay's deliveries still waiting to be published or sent, as a canceled run's.
+_WITHDRAW = text(
+    skip_statement(
+        "replay_id = :replay_id AND status = 'pending'",
+        reason="replay_canceled",
+        message=":message",
+    )
 )
-INSERT INTO delivery_attempts (delivery_id, outcome, message, replay_id)
-SELECT id, 'skipped', :message, :replay_id FROM skipped
-""")
 
 
 async def get(*, session: AsyncSession, replay_id: uuid.UUID) -> Replay:

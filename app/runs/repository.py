@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.delivery.skipping import skip_statement
 from app.runs.models import Run
 from app.runs.progress import PROGRESS_SQL
 
@@ -44,16 +45,11 @@ async def delivery_tallies(
 
 # Waiting deliveries only: pending rows are not leased (an in-flight one is being published or
 # sent and finishes). Each gets an attempt row, so its log says who stopped it.
-_SKIP_WAITING = text("""
-WITH skipped AS (
-    UPDATE deliveries SET status = 'skipped', skip_reason = 'run_canceled', last_error = :message,
-        updated_at = clock_timestamp()
-    WHERE run_id = :run_id AND status = 'pending'
-    RETURNING id
+_SKIP_WAITING = text(
+    skip_statement(
+        "run_id = :run_id AND status = 'pending'", reason="run_canceled", message=":message"
+    )
 )
-INSERT INTO delivery_attempts (delivery_id, outcome, message)
-SELECT id, 'skipped', :message FROM skipped
-""")
 
 
 async def skip_waiting_deliveries(session: AsyncSession, run_id: int, *, message: str) -> int:
