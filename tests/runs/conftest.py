@@ -159,6 +159,16 @@ async def start_run(
     return run
 
 
+async def segment_run(
+    client: httpx.AsyncClient, voucherify: Voucherify, members: int
+) -> tuple[str, dict[str, Any]]:
+    """A distribution publishing from CAMPAIGN and a run of it over a segment of `members`:
+    (distribution id, run)."""
+    voucherify.segment(members)
+    distribution_id = await add_distribution(client)
+    return distribution_id, await start_run(client, distribution_id, {"segment_id": SEGMENT})
+
+
 async def run_status(client: httpx.AsyncClient, run_id: int) -> dict[str, Any]:
     answer = await client.get(f"/api/v1/runs/{run_id}", headers=WRITER)
     assert answer.status_code == 200, answer.text

@@ -20,6 +20,7 @@ from tests.runs.conftest import (
     add_distribution,
     finish,
     run_status,
+    segment_run,
     start_run,
 )
 from tests.voucherify.fakes import FakeClock
@@ -90,10 +91,8 @@ async def paging_run(
 ) -> tuple[str, dict[str, Any], Relay, asyncio.Task[bool]]:  # fmt: skip
     """A run over a segment of `members`, paging (25 a page) slowly enough to act between two
     pages, once `stored` members have their delivery: (distribution, run, relay, paging)."""
-    voucherify.segment(members)
+    distribution_id, run = await segment_run(client, voucherify, members)
     voucherify.state.faults.latency_ms = 100
-    distribution_id = await add_distribution(client)
-    run = await start_run(client, distribution_id, {"segment_id": SEGMENT})
     relay = await make_relay(page_size=25)
     paging = asyncio.create_task(relay.executor.cycle())
     while await pool.fetchval("SELECT processed FROM runs") < stored:
@@ -277,9 +276,7 @@ async def test_source_ids_name_the_audience_too(
 async def test_a_429_from_voucherify_is_waited_out_during_a_run(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
 ) -> None:  # fmt: skip
-    voucherify.segment(5)
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    _, run = await segment_run(committing_client, voucherify, 5)
     voucherify.state.faults.fail_next(2, status=429, retry_after=7)
     clock = FakeClock()
     relay = await make_relay(clock=clock, sleep=clock.sleep)
@@ -303,9 +300,7 @@ async def test_a_run_of_an_unknown_segment_fails_with_the_reason(
 async def test_a_paused_distribution_fails_its_waiting_run(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
 ) -> None:  # fmt: skip
-    voucherify.segment(2)
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    distribution_id, run = await segment_run(committing_client, voucherify, 2)
     await committing_client.post(f"/api/v1/distributions/{distribution_id}/pause", headers=WRITER)
     run = await finish(await make_relay(), committing_client, run["id"])
     assert run["status"] == "failed"

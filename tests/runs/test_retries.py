@@ -17,6 +17,7 @@ from tests.runs.conftest import (
     add_distribution,
     finish,
     run_status,
+    segment_run,
     start_run,
 )
 from tests.voucherify.fakes import FakeClock
@@ -55,9 +56,7 @@ async def test_voucherify_unavailable_makes_a_run_wait_longer_each_time_then_fai
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
-    voucherify.segment(3)
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    _, run = await segment_run(committing_client, voucherify, 3)
     voucherify.state.faults.fail_next(1000, status=503)
     clock = FakeClock()  # the client's own retries within a try do not take real time
     relay = await make_relay(clock=clock, sleep=clock.sleep, max_failures=3)
@@ -91,9 +90,7 @@ async def test_a_stored_page_starts_the_failure_count_again(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
-    voucherify.segment(5)
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    _, run = await segment_run(committing_client, voucherify, 5)
     # Each call is tried 4 times. First try: the count fails. Second: the count and the first
     # page answer, the second page fails.
     voucherify.state.faults = Outage(requests(1, 4) | requests(7, 10))
@@ -182,9 +179,7 @@ async def test_a_long_429_wait_postpones_the_run_that_long_and_is_no_failure(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
-    voucherify.segment(5)
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    _, run = await segment_run(committing_client, voucherify, 5)
     # Voucherify's quota is spent: come back in an hour (longer than the client sleeps).
     voucherify.state.faults.fail_next(2, status=429, retry_after=3600)
     clock = FakeClock()
@@ -218,9 +213,7 @@ async def test_a_client_that_was_told_to_wait_sends_nothing_until_then(
     committing_client: httpx.AsyncClient, make_relay: RelayFactory, voucherify: Voucherify,
     pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
-    voucherify.segment(3)
-    distribution_id = await add_distribution(committing_client)
-    run = await start_run(committing_client, distribution_id, {"segment_id": SEGMENT})
+    _, run = await segment_run(committing_client, voucherify, 3)
     voucherify.state.faults.fail_next(1, status=429, retry_after=3600)
     clock = FakeClock()
     relay = await make_relay(clock=clock, sleep=clock.sleep, max_failures=1)
