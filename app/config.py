@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     retry_schedule: str = "5s,30s,2m,5m,15m,30m,1h,2h,4h,8h,8h"
     delivery_lease_seconds: float = Field(default=120.0, ge=5)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
+    # Postgres cancels a worker statement that runs longer (a claim takes milliseconds; bulk
+    # work runs in batches): a stuck claim fails loudly and frees its locks instead of stalling
+    # delivery for minutes.
+    worker_statement_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Ops API bearer tokens: comma separated `name:scope:token` (scope `read` or `write`).
     ops_api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -29,9 +29,9 @@ class DueDelivery:
     attributes: Mapping[str, Any]
     event_time: datetime | None
     force: bool = False
-    # Claimed again after its lease expired: it may have reached Braze unrecorded (a worker
-    # killed, a database gone while recording), so attribute_state may lag Braze for its user.
-    recovered: bool = False
+    # When and how the delivery was made: what its delivery latency is measured from.
+    created_at: datetime | None = None
+    trigger: str = "webhook"
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,6 @@ def _plan_user(
                 candidates[name] = (value, delivery.event_time, delivery)
 
     update = UserUpdate(user_key, obj, [d.id for d in group])
-    # What Braze has is uncertain after an unrecorded send: send every value again.
-    uncertain = any(d.recovered for d in group)
     left_out: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for name, (value, event_time, delivery) in candidates.items():
         current = known.get((user_key, name))
@@ -115,7 +113,7 @@ def _plan_user(
             left_out[delivery.id][STALE].append(name)
         elif (
             current is not None and current.value == value and not delivery.force
-            and not uncertain and not current.uncertain
+            and not current.uncertain
         ):  # fmt: skip
             left_out[delivery.id][UNCHANGED].append(name)
             result.data_points_saved += 1

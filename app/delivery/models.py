@@ -80,11 +80,30 @@ class Delivery(TimestampMixin, Base):
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
-        # The worker's claim query: due work only, so the index stays small.
+        # The queue's probes, one partial index each (app/delivery/claims.py says why no
+        # predicate here may be implied by another probe's WHERE clause).
         Index(
-            "ix_deliveries_due",
+            "ix_deliveries_waiting_by_user",
+            "braze_user_key",
+            postgresql_where=text(
+                "status IN ('pending', 'in_flight') AND attributes IS NOT NULL"
+                " AND braze_user_key IS NOT NULL"
+            ),
+        ),
+        Index(
+            "ix_deliveries_due_to_send",
             "next_attempt_at",
-            postgresql_where=text("status IN ('pending', 'in_flight')"),
+            postgresql_where=text("status = 'pending' AND attributes IS NOT NULL"),
+        ),
+        Index(
+            "ix_deliveries_due_to_publish",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending' AND attributes IS NULL"),
+        ),
+        Index(
+            "ix_deliveries_leased",
+            "lease_expires_at",
+            postgresql_where=text("status = 'in_flight' AND lease_expires_at IS NOT NULL"),
         ),
         Index("ix_deliveries_distribution_id_created_at", "distribution_id", "created_at"),
         Index("ix_deliveries_event_id", "event_id"),

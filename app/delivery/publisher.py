@@ -24,6 +24,8 @@ import asyncpg
 import orjson
 
 from app.db.nul import without_nul
+from app.delivery.budget import timed
+from app.delivery.claims import reap_expired_leases
 from app.delivery.hold import NOT_PAUSED
 from app.delivery.models import DEAD, FAILED
 from app.delivery.reporting import SETTLED, log_given_up
@@ -43,16 +45,16 @@ from app.voucherify.retry import reschedule_after_429
 
 logger = logging.getLogger(__name__)
 
+# Its own index (ix_deliveries_due_to_publish; see app/delivery/claims.py on why the plans are
+# stable). Expired leases come back as pending through `reap_expired_leases` first.
 _CLAIM = f"""
 UPDATE deliveries AS d SET status = 'in_flight', leased_by = $1, updated_at = clock_timestamp(),
     lease_expires_at = clock_timestamp() + $2 * interval '1 second'
 FROM (
     SELECT id FROM deliveries AS d
-    WHERE attributes IS NULL
-      AND ((status = 'pending' AND next_attempt_at <= clock_timestamp())
-           OR (status = 'in_flight' AND lease_expires_at < clock_timestamp()))
-      AND {NOT_PAUSED}
-    ORDER BY next_attempt_at
+    WHERE d.status = 'pending' AND d.attributes IS NULL
+      AND d.next_attempt_at <= statement_timestamp() AND {NOT_PAUSED}
+    ORDER BY d.next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ) AS due
@@ -131,7 +133,9 @@ class Publisher:
     async def cycle(self, *, limit: int = 10) -> int:
         """Complete up to `limit` waiting deliveries; returns how many it settled."""
         async with self._pool.acquire() as connection:
-            claimed = await connection.fetch(_CLAIM, self.worker_id, self._lease, limit)
+            await reap_expired_leases(connection)
+            async with timed("publisher_claim"):
+                claimed = await connection.fetch(_CLAIM, self.worker_id, self._lease, limit)
             if not claimed:
                 return 0
             rows = await connection.fetch(_CONTEXT, [r["id"] for r in claimed])

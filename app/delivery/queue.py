@@ -1,10 +1,8 @@
 """The outbox queue in Postgres: claiming due deliveries, and recording what became of them.
 
-Claims are leases: a worker that dies leaves its deliveries `in_flight` until the lease
-expires, then any worker takes them again. One user's deliveries are never in two requests at
-once: a claim takes a transaction-scoped advisory lock per user, then (in a later statement,
-whose snapshot sees every claim committed before the lock was granted) skips users that
-another worker holds in flight.
+Claims are leases (app/delivery/claims.py): a worker that dies leaves its deliveries
+`in_flight` until the lease expires, then the next claim takes them back. Each change recorded
+here lands only while this worker still holds the lease.
 """
 
 from __future__ import annotations
@@ -19,67 +17,11 @@ import asyncpg
 
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
+from app.delivery.claims import claim_users
 from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
 from app.delivery.hold import HELD_UNTIL, NOT_PAUSED
 from app.delivery.outcomes import DeliveryChange
 
-# Due: pending and its time has come, or in flight under a lease that expired (a dead worker).
-# Deliveries without attributes wait for a code to be published first; a paused distribution's
-# wait for it to be resumed (app/delivery/hold.py).
-_DUE = f"""
-    ((d.status = 'pending' AND d.next_attempt_at <= clock_timestamp())
-     OR (d.status = 'in_flight' AND d.lease_expires_at < clock_timestamp()))
-    AND d.attributes IS NOT NULL AND {NOT_PAUSED}
-"""
-# The lock is taken lazily, row by row, until `$2` users are locked: users that another lane
-# is claiming right now are passed over, and no more locks are held than users claimed.
-_CANDIDATE_USERS = f"""
-SELECT k FROM (
-    SELECT DISTINCT ON (k) k, due FROM (
-        SELECT d.braze_user_key AS k, d.next_attempt_at AS due FROM deliveries AS d
-        WHERE d.status IN ('pending', 'in_flight') AND {_DUE}
-          AND NOT d.braze_user_key = ANY($3::text[])
-        ORDER BY d.next_attempt_at
-        LIMIT $1
-    ) AS oldest
-    ORDER BY k, due
-) AS candidates
-WHERE pg_try_advisory_xact_lock(hashtextextended(k, 7301))
-LIMIT $2
-"""
-# Users whose deliveries another worker holds in flight right now (a committed claim).
-# Per-key lookups: LATERAL with OFFSET 0 (a fence the planner cannot flatten) makes the plan an
-# index probe per user whatever the statistics say. Without it, on a queue filled faster than
-# autovacuum analyzes, the planner hash-joined against the whole queue on every claim.
-_BUSY = """
-SELECT k.key FROM unnest($1::text[]) AS k(key)
-CROSS JOIN LATERAL (
-    SELECT 1 FROM deliveries AS x
-    WHERE x.braze_user_key = k.key AND x.status = 'in_flight'
-      AND x.lease_expires_at >= clock_timestamp()
-    LIMIT 1 OFFSET 0
-) AS held
-"""
-_CLAIM = f"""
-UPDATE deliveries AS d SET
-    status = 'in_flight', leased_by = $2, updated_at = clock_timestamp(),
-    lease_expires_at = clock_timestamp() + $3 * interval '1 second'
-FROM (
-    SELECT due.id, due.status = 'in_flight' AS recovered FROM unnest($1::text[]) AS k(key)
-    CROSS JOIN LATERAL (
-        SELECT d.id, d.status FROM deliveries AS d
-        WHERE d.braze_user_key = k.key AND {_DUE} OFFSET 0
-    ) AS due
-) AS picked
-WHERE d.id = picked.id AND {_DUE}
-RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts,
-    picked.recovered
-"""
-_KNOWN = """
-SELECT s.braze_user_key, s.attribute, s.value, s.event_time, s.uncertain
-FROM unnest($1::text[]) AS k(key)
-JOIN LATERAL (SELECT * FROM attribute_state WHERE braze_user_key = k.key) AS s ON true
-"""
 _RELEASE = """
 UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = NULL,
     updated_at = clock_timestamp()
@@ -93,7 +35,7 @@ _HURRY = f"""
 UPDATE deliveries SET next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
 WHERE id IN (
     SELECT id FROM deliveries AS d
-    WHERE status = 'pending' AND next_attempt_at > clock_timestamp() AND attempts > 0
+    WHERE status = 'pending' AND next_attempt_at > statement_timestamp() AND attempts > 0
       AND attributes IS NOT NULL AND updated_at >= $1
       AND next_attempt_at < '{HELD_UNTIL}' AND {NOT_PAUSED}
     LIMIT $2
@@ -111,7 +53,7 @@ _PROBE = f"""
 WITH pick AS (
     SELECT d.id, d.next_attempt_at AS was FROM deliveries AS d
     WHERE d.status = 'pending' AND d.attempts > 0 AND d.attributes IS NOT NULL
-      AND d.next_attempt_at > clock_timestamp() AND d.next_attempt_at < '{HELD_UNTIL}'
+      AND d.next_attempt_at > statement_timestamp() AND d.next_attempt_at < '{HELD_UNTIL}'
       AND {NOT_PAUSED}
     ORDER BY d.next_attempt_at
     LIMIT 1
@@ -204,61 +146,12 @@ class DeliveryQueue:
         self._lease_seconds = lease.total_seconds()
 
     async def claim(self, *, users: int) -> tuple[Claimed, dict[tuple[str, str], KnownValue]]:
-        """Lease the due deliveries of up to `users` Braze users, with their attribute state."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            # A claim lost in a crash only leaves the deliveries pending: no need to wait for
-            # the WAL flush.
-            await connection.execute("SET LOCAL synchronous_commit = off")
-            keys: list[str] = []
-            passed_over: list[str] = []
-            # Top up (a few rounds) when users were taken by another claim meanwhile: full
-            # batches mean fewer Braze requests.
-            for _ in range(3):
-                wanted = users - len(keys)
-                # Look past the users other lanes are claiming, without scanning the queue.
-                found = [
-                    r["k"]
-                    for r in await connection.fetch(
-                        _CANDIDATE_USERS, wanted * 4, wanted, keys + passed_over
-                    )
-                ]
-                if not found:
-                    break
-                # A new statement, so a new snapshot: it sees every claim committed before we
-                # got the locks. Expired leases of dead workers are not busy: they are taken.
-                busy = {r["key"] for r in await connection.fetch(_BUSY, found)}
-                keys += [k for k in found if k not in busy]
-                passed_over += busy
-                if len(keys) >= users or not busy:
-                    break
-            if not keys:
-                return Claimed([], {}), {}
-            rows = await connection.fetch(_CLAIM, keys, self.worker_id, self._lease_seconds)
-        deliveries = [
-            DueDelivery(
-                r["id"],
-                r["braze_user_key"],
-                r["attributes"],
-                r["event_time"],
-                r["force"],
-                r["recovered"],
-            )
-            for r in rows
-        ]
-        claimed = Claimed(deliveries, {r["id"]: r["attempts"] for r in rows})
-        if not deliveries:
-            return claimed, {}
-        async with self.pool.acquire() as connection:
-            known_rows = await connection.fetch(
-                _KNOWN, sorted({d.braze_user_key for d in deliveries})
-            )
-        known = {
-            (r["braze_user_key"], r["attribute"]): KnownValue(
-                r["value"], r["event_time"], r["uncertain"]
-            )
-            for r in known_rows
-        }
-        return claimed, known
+        """Lease the due deliveries of up to `users` Braze users, with their attribute state
+        (app/delivery/claims.py)."""
+        rows = await claim_users(
+            self.pool, worker_id=self.worker_id, lease_seconds=self._lease_seconds, users=users
+        )
+        return Claimed(rows.deliveries, rows.attempts), rows.known
 
     async def _insert_request(
         self, connection: asyncpg.Connection, call: BrazeCallResult, started_at: datetime

@@ -13,14 +13,16 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
+from app.delivery.coalesce import DueDelivery
 from app.delivery.models import DEAD, DELIVERED, FAILED, PENDING, SKIPPED
 from app.delivery.outcomes import DeliveryChange
-from app.metrics.registry import count_settled
+from app.metrics.registry import count_settled, observe_delivery_latency
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,18 @@ def landed_changes(changes: Sequence[DeliveryChange], applied: set[int]) -> list
             len(lost), shown, extra={"delivery_ids": lost[:SAMPLE_IDS]},
         )  # fmt: skip
     return landed
+
+
+def observe_latencies(changes: Sequence[DeliveryChange], deliveries: Sequence[DueDelivery]) -> None:
+    """How long each delivery Braze accepted took from its creation (the latency operators
+    are promised)."""
+    delivered = {c.delivery_id for c in changes if c.status == DELIVERED}
+    if not delivered:
+        return
+    now = datetime.now(UTC)
+    for delivery in deliveries:
+        if delivery.id in delivered and delivery.created_at is not None:
+            observe_delivery_latency(delivery.trigger, (now - delivery.created_at).total_seconds())
 
 
 def count_settled_changes(

@@ -30,12 +30,16 @@ from app.voucherify.client import VoucherifyClient
 
 logger = logging.getLogger(__name__)
 
+POOL_CLOSE_SECONDS = 5.0
+
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-async def create_pool(url: URL, *, size: int, connect_timeout: float) -> asyncpg.Pool:
+async def create_pool(
+    url: URL, *, size: int, connect_timeout: float, statement_timeout: float = 10.0
+) -> asyncpg.Pool:
     async def init(connection: asyncpg.Connection) -> None:
         # jsonb travels as JSON text we encode ourselves, and comes back decoded.
         await connection.set_type_codec(
@@ -50,7 +54,14 @@ async def create_pool(url: URL, *, size: int, connect_timeout: float) -> asyncpg
         # than autovacuum analyzes them (a burst fills them in seconds); with stale statistics
         # the planner read the whole queue (sequential or bitmap scans, then a sort) on every
         # claim, ~10x slower and growing with the backlog.
-        server_settings={"enable_seqscan": "off", "enable_bitmapscan": "off"},
+        server_settings={
+            "enable_seqscan": "off", "enable_bitmapscan": "off",
+            # app/delivery/budget.py: a statement past its budget fails loudly.
+            "statement_timeout": str(round(statement_timeout * 1000)),
+            # A backend whose worker was killed stops its statement within a second or two,
+            # instead of running on (and holding its locks) until the statement ends.
+            "client_connection_check_interval": "2000",
+        },
     )  # fmt: skip
     assert pool is not None
     return pool
@@ -91,6 +102,7 @@ async def _work_until(
         # The Braze lanes (with a key), plus the publisher, run and retention lanes.
         size=(settings.braze_concurrency if settings.braze_api_key is not None else 0) + 3,
         connect_timeout=settings.db_connect_timeout_seconds,
+        statement_timeout=settings.worker_statement_timeout_seconds,
     )
     identity = worker_id()
     lease = timedelta(seconds=settings.delivery_lease_seconds)
@@ -127,7 +139,17 @@ async def _work_until(
             await worker.braze.aclose()
         if voucherify is not None:
             await voucherify.aclose()
-        await pool.close()
+        await close_pool(pool)
+
+
+async def close_pool(pool: asyncpg.Pool, *, within: float = POOL_CLOSE_SECONDS) -> None:
+    """Close gracefully, or cut the connections when one does not come back in time (a
+    statement whose cancellation the server has not answered): a stop stays bounded."""
+    try:
+        await asyncio.wait_for(pool.close(), within)
+    except TimeoutError:
+        logger.warning("database connections still busy after %g s: closing them", within)
+        pool.terminate()
 
 
 def _worker(

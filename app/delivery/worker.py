@@ -11,7 +11,6 @@ The lanes of the same process that need no Braze (codes, runs, replays, retentio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -32,9 +31,10 @@ from app.delivery.reporting import (
     landed_changes,
     log_failed_request,
     log_given_up_changes,
+    observe_latencies,
 )
 from app.delivery.retry import DEFAULT_SCHEDULE
-from app.delivery.stopping import wait_unless_stopped
+from app.delivery.stopping import unless_stopped, wait_unless_stopped
 from app.metrics.registry import DATA_POINTS_SAVED
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ class Worker:
         streak = FailureStreak(logger, "worker cycle", first_wait=self.config.poll_seconds)
         while not stop.is_set():
             try:
-                work = await (prefetch or self._next_work())
+                # A claim in progress when the worker stops is canceled (it rolls back).
+                work = await unless_stopped(stop, prefetch or self._next_work())
                 prefetch = None
                 if work is None:
                     streak.succeeded()
@@ -139,7 +140,7 @@ class Worker:
                 await wait_unless_stopped(stop, wait)
         if prefetch is not None:
             try:
-                leftover = await prefetch
+                leftover = await unless_stopped(stop, prefetch)
                 if leftover is not None:
                     await self.queue.release(leftover.delivery_ids)
             except Exception:
@@ -218,7 +219,7 @@ class Worker:
             updates = plan.updates[position : position + len(batch)]
             position += len(batch)
             await self._send(
-                updates, plan.omitted, work.claimed.attempts, probing=probing,
+                updates, plan.omitted, work.claimed, probing=probing,
                 claimed_at=work.claimed_at, retry_probe=work.retry_probe,
             )  # fmt: skip
             probing = False
@@ -227,7 +228,7 @@ class Worker:
         self,
         updates: list[coalesce.UserUpdate],
         omitted: dict[int, dict[str, list[str]]],
-        attempts: dict[int, int],
+        claimed: Claimed,
         *,
         probing: bool,
         claimed_at: float,
@@ -260,11 +261,11 @@ class Worker:
             )  # fmt: skip
             middle = len(updates) // 2
             for half in (updates[:middle], updates[middle:]):
-                await self._send(half, omitted, attempts, probing=False, claimed_at=claimed_at)
+                await self._send(half, omitted, claimed, probing=False, claimed_at=claimed_at)
             return
 
         changes = settle(
-            classification=call.classification, updates=updates, attempts=attempts,
+            classification=call.classification, updates=updates, attempts=claimed.attempts,
             now=datetime.now(UTC), schedule=self.config.schedule, rng=self.rng,
         )  # fmt: skip
         if retry_probe and call.kind is Kind.RETRY:
@@ -274,7 +275,7 @@ class Worker:
         task = asyncio.create_task(
             self._record(
                 call=call, started_at=started_at, changes=changes, updates=updates,
-                omitted=omitted,
+                omitted=omitted, claimed=claimed,
             )
         )  # fmt: skip
         self._recording.add(task)
@@ -288,6 +289,7 @@ class Worker:
         changes: list[DeliveryChange],
         updates: list[coalesce.UserUpdate],
         omitted: dict[int, dict[str, list[str]]],
+        claimed: Claimed,
     ) -> None:
         """Record the answer, then count and log what it settled (once it is recorded)."""
         applied = await self.queue.record(
@@ -295,6 +297,7 @@ class Worker:
         )
         settled = landed_changes(changes, applied)
         count_settled_changes(settled)
+        observe_latencies(settled, claimed.deliveries)
         log_failed_request(call, changes)
         await log_given_up_changes(self.queue.pool, settled)
 
@@ -367,14 +370,3 @@ class Worker:
                 self.stats.failed += 1
             else:
                 self.stats.retried += 1
-
-
-async def stop_on(event: asyncio.Event, task: asyncio.Task[None], *, grace: float) -> None:
-    """Ask the worker to stop, wait `grace` seconds for in-flight batches, then cancel."""
-    event.set()
-    try:
-        await asyncio.wait_for(asyncio.shield(task), grace)
-    except TimeoutError:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -57,6 +57,23 @@ DELIVERIES_SETTLED = Counter(
     "Deliveries a worker settled (delivered, skipped, failed, dead), by outcome and skip reason.",
     ["outcome", "skip_reason"],
 )
+WORKER_STATEMENT_SECONDS = Histogram(
+    "voucher_relay_worker_statement_seconds",
+    "Time the worker's queue statements take (claims, reaping expired leases, known values).",
+    ["statement"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
+)
+WORKER_STATEMENT_TIMEOUTS = Counter(
+    "voucher_relay_worker_statement_timeouts",
+    "Worker statements canceled for running past WORKER_STATEMENT_TIMEOUT_SECONDS.",
+    ["statement"],
+)
+DELIVERY_LATENCY = Histogram(
+    "voucher_relay_delivery_latency_seconds",
+    "Time from a delivery's creation (the webhook stored, the run paged) to Braze accepting it.",
+    ["trigger"],
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
 PROCESSES = Gauge(
     "voucher_relay_processes",
     "Running API servers and delivery workers, by role and version.",
@@ -121,3 +138,21 @@ def count_voucherify_request(
 def process_running(role: str) -> Gauge:
     """The gauge child of one role: `inc()` at start, `dec()` at stop."""
     return PROCESSES.labels(role, __version__)
+
+
+_statement_children: dict[str, Histogram] = {}
+
+
+def observe_statement(statement: str, seconds: float) -> None:
+    child = _statement_children.get(statement)
+    if child is None:
+        child = _statement_children[statement] = WORKER_STATEMENT_SECONDS.labels(statement)
+    child.observe(seconds)
+
+
+def count_statement_timeout(statement: str) -> None:
+    WORKER_STATEMENT_TIMEOUTS.labels(statement).inc()
+
+
+def observe_delivery_latency(trigger: str, seconds: float) -> None:
+    DELIVERY_LATENCY.labels(trigger).observe(seconds)

@@ -61,22 +61,31 @@ WorkerFactory = Callable[..., Awaitable[Worker]]
 
 
 @pytest.fixture
-async def make_worker(pool: asyncpg.Pool, emulator: Emulator) -> AsyncIterator[WorkerFactory]:
+async def make_worker(
+    pool: asyncpg.Pool, emulator: Emulator, database_url: URL
+) -> AsyncIterator[WorkerFactory]:
     clients: list[BrazeClient] = []
+    pools: list[asyncpg.Pool] = []
     workspace = f"test-{uuid.uuid4().hex[:8]}"
 
     async def make(
         *, lease: float = 30, schedule: str = "0.05s,0.05s,0.05s", probe: float = 0.2,
         api_key: str = BRAZE_KEY, concurrency: int = 1, braze_timeout: float = 5.0,
-        workspace: str = workspace,
+        workspace: str = workspace, statement_timeout: float | None = None,
     ) -> Worker:  # fmt: skip
         client = BrazeClient(
             base_url=emulator.url, api_key=SecretStr(api_key), timeout=braze_timeout
         )
         clients.append(client)
+        queue_pool = pool
+        if statement_timeout is not None:
+            queue_pool = await create_pool(
+                database_url, size=4, connect_timeout=5, statement_timeout=statement_timeout
+            )
+            pools.append(queue_pool)
         return Worker(
             queue=DeliveryQueue(
-                pool, worker_id=f"w-{uuid.uuid4().hex[:6]}", lease=timedelta(seconds=lease)
+                queue_pool, worker_id=f"w-{uuid.uuid4().hex[:6]}", lease=timedelta(seconds=lease)
             ),
             braze=client,
             gate=BrazeGate(
@@ -94,6 +103,8 @@ async def make_worker(pool: asyncpg.Pool, emulator: Emulator) -> AsyncIterator[W
     yield make
     for client in clients:
         await client.aclose()
+    for extra in pools:
+        await extra.close()
 
 
 async def add_distribution(pool: asyncpg.Pool) -> uuid.UUID:

@@ -67,3 +67,35 @@ async def test_after_an_unrecorded_send_a_repeated_value_is_sent_again(
     await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))
     await drain(worker)
     assert _amount(emulator) == 4497
+
+
+async def test_a_lease_taken_back_keeps_its_doubt_when_the_next_claim_sends_nothing(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker()
+    first = NOW - timedelta(minutes=3)
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=first)
+    await drain(worker)
+    (middle,) = await enqueue(
+        pool, [("mia", {"amount": 1999})], event_time=NOW - timedelta(minutes=2)
+    )
+    await drain(worker)
+    # A worker killed after Braze took 1999 and before recording it.
+    await pool.execute(
+        "UPDATE deliveries SET status = 'in_flight', leased_by = 'killed',"
+        " lease_expires_at = now() - interval '1 second', delivered_at = NULL WHERE id = $1",
+        middle,
+    )
+    await pool.execute(
+        "UPDATE attribute_state SET value = '4497', event_time = $1 WHERE attribute = 'amount'",
+        first,
+    )
+    # The claim that takes the delivery back never reaches Braze (the gate held it, say).
+    claimed, _ = await worker.queue.claim(users=75)
+    assert [d.id for d in claimed.deliveries] == [middle]
+    await worker.queue.release([middle])
+    await pool.execute("UPDATE deliveries SET status = 'skipped' WHERE id = $1", middle)
+
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))
+    await drain(worker)
+    assert _amount(emulator) == 4497

@@ -91,19 +91,6 @@ def test_an_unchanged_value_from_a_newer_event_is_confirmed_with_its_time() -> N
     assert result.confirmed == [("external_id:mia", "amount", 4497, NOW + timedelta(minutes=2), 7)]
 
 
-def test_a_recovered_delivery_sends_values_attribute_state_calls_unchanged() -> None:
-    # Found by `make soak`: a delivery whose lease expired may have reached Braze unrecorded,
-    # so what attribute_state says Braze has is not to be trusted for its user.
-    known = {("external_id:mia", "amount"): KnownValue(4497, NOW)}
-    recovered = DueDelivery(
-        8, "external_id:mia", {"external_id": "mia", "amount": 1999}, NOW + timedelta(minutes=1),
-        recovered=True,
-    )  # fmt: skip
-    result = plan([recovered, due(9, "mia", 2, amount=4497)], known)
-    assert result.updates[0].object == {"external_id": "mia", "amount": 4497}
-    assert result.confirmed == []
-
-
 def test_a_value_braze_may_have_replaced_is_sent_even_when_it_looks_unchanged() -> None:
     # A send of another value after "A" timed out: Braze may hold that one now.
     known = {("external_id:mia", "code"): KnownValue("A", NOW, uncertain=True)}
