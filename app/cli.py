@@ -215,14 +215,20 @@ async def _in_session(
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.delivery.runner import run_worker
+    from app.delivery.stopping import stop_on
     from app.metrics.exposition import ProcessMetrics, serve_metrics
 
     async def work() -> None:
         stop = asyncio.Event()
+        worker = asyncio.create_task(run_worker(settings, url, stop), name="delivery-worker")
+        signaled = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await run_worker(settings, url, stop)
+            loop.add_signal_handler(signum, signaled.set)
+        waiter = asyncio.ensure_future(signaled.wait())
+        await asyncio.wait({worker, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        await stop_on(stop, worker, grace=settings.braze_timeout_seconds + 5)
 
     # First of all: a metrics port in use stops here, before a Postgres is started.
     metrics_server = None

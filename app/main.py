@@ -22,7 +22,7 @@ from app.config import Settings, get_settings, parse_database_url
 from app.db.session import create_engine, create_sessionmaker
 from app.delivery.gate import workspace_key
 from app.delivery.runner import run_worker
-from app.delivery.worker import stop_on
+from app.delivery.stopping import stop_on
 from app.distributions import routes as distributions_routes
 from app.errors import (
     DATABASE_RETRY_AFTER_SECONDS,

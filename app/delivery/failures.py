@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from app.delivery.stopping import wait_unless_stopped
+from app.delivery.stopping import unless_stopped, wait_unless_stopped
 from app.errors import short_error
 
 LONGEST_WAIT_SECONDS = 30.0
@@ -77,15 +77,18 @@ async def poll_until_stopped(
     idle_wait: float,
     consequence: str = "",
 ) -> None:
-    """A lane's loop: call `work` until `stop` is set; again at once while it finds work (it
-    returns True), after `idle_wait` when it does not, and after the streak's growing wait when
-    it raises (`consequence` says what becomes of the work meanwhile)."""
+    """A lane's loop: call `work` until `stop` is set (work in progress then is canceled);
+    again at once while it finds work (it returns True), after `idle_wait` when it does not,
+    and after the streak's growing wait when it raises (`consequence` says what becomes of the
+    work meanwhile)."""
     while not stop.is_set():
         try:
-            busy = await work()
+            busy = await unless_stopped(stop, work())
         except Exception as exc:
             await wait_unless_stopped(stop, streak.failed(exc, consequence))
             continue
+        if stop.is_set():
+            return
         streak.succeeded()
         if not busy:
             await wait_unless_stopped(stop, idle_wait)
