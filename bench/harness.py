@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 from sqlalchemy.engine import URL
@@ -50,31 +51,34 @@ def server_process(
     args: list[str], *, port: int | None, env: dict[str, str], health: str = "/healthz"
 ) -> Iterator[int]:
     """Run a command until it answers `health` on `port` (if any); yield its pid; SIGTERM it
-    afterwards."""
-    process = subprocess.Popen(
-        args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        if port is not None:
-            _wait_listening(port, process, health)
-        yield process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
+    afterwards. Its log goes to a file, never a pipe: at the default log level (a line per
+    request) a pipe nobody reads fills up and blocks the server on its next log line."""
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log,
+            text=True,
+        )  # fmt: skip
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if port is not None:
+                _wait_listening(port, process, health, log)
+            yield process.pid
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _wait_listening(
-    port: int, process: subprocess.Popen[str], health: str, timeout: float = 60
+    port: int, process: subprocess.Popen[str], health: str, log: IO[str], timeout: float = 60
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read() if process.stderr else ''}")
+            log.seek(0)
+            raise RuntimeError(f"server exited: {log.read()[-4000:]}")
         try:
             httpx.get(f"http://127.0.0.1:{port}{health}", timeout=1)
             return

@@ -25,7 +25,7 @@ SECRET = "bench-webhook-secret"
 TOKEN = "bench-ops-token"
 
 
-def _summary(result: LoadResult) -> dict[str, Any]:
+def summarize(result: LoadResult) -> dict[str, Any]:
     return {
         "requests": result.requests,
         "errors": result.errors,
@@ -37,11 +37,14 @@ def _summary(result: LoadResult) -> dict[str, Any]:
     }
 
 
-def _load(port: int, *, connections: int, seconds: float) -> LoadResult:
+def post_load(
+    port: int, *, connections: int, seconds: float, trigger: str = "customer.segment.entered"
+) -> LoadResult:
+    """Signed webhooks of `trigger`'s sample, a new event and customer each, for `seconds`."""
     return asyncio.run(
         run_load(
             host="127.0.0.1", port=port, path="/webhooks/voucherify",
-            template=sample("customer.segment.entered"), secret=SECRET.encode(),
+            template=sample(trigger), secret=SECRET.encode(),
             connections=connections, seconds=seconds,
         )
     )  # fmt: skip
@@ -52,10 +55,10 @@ def run(*, seconds: float, connections: int = 64) -> dict[str, Any]:
 
     port = free_port()
     with server_process(uvicorn_command("bench.bare_app:app", port), port=port, env={}) as pid:
-        _load(port, connections=connections, seconds=2)  # warm-up
+        post_load(port, connections=connections, seconds=2)  # warm-up
         server_cpu = cpu_seconds([pid])
-        load = _load(port, connections=connections, seconds=seconds)
-        results["baseline"] = _summary(load)
+        load = post_load(port, connections=connections, seconds=seconds)
+        results["baseline"] = summarize(load)
         results["baseline"]["peak_rss_mb"] = round(rss_mb(pid), 1)
         results["baseline"]["server_cpu_ms_per_webhook"] = round(
             (cpu_seconds([pid]) - server_cpu) / load.requests * 1000, 3
@@ -80,11 +83,11 @@ def run(*, seconds: float, connections: int = 64) -> dict[str, Any]:
                 headers={"Authorization": f"Bearer {TOKEN}"},
             )
             created.raise_for_status()
-            _load(port, connections=connections, seconds=2)  # warm-up
+            post_load(port, connections=connections, seconds=2)  # warm-up
             database = postgres_pids(url)
             server_cpu, database_cpu = cpu_seconds([pid]), cpu_seconds(database)
-            load = _load(port, connections=connections, seconds=seconds)
-            results["relay"] = _summary(load)
+            load = post_load(port, connections=connections, seconds=seconds)
+            results["relay"] = summarize(load)
             results["relay"]["peak_rss_mb"] = round(rss_mb(pid), 1)
             # Where the CPU goes, per webhook: the baseline needs no database at all.
             results["relay"]["server_cpu_ms_per_webhook"] = round(

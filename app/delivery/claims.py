@@ -1,17 +1,20 @@
 """Claiming due deliveries for Braze: whole users at a time, never one user in two requests.
 
 One claim is one transaction of a few statements, each an index probe whose cost follows the
-batch, not the table:
-1. `REAP` gives back deliveries whose lease expired (a worker died or overran), marking what
-   they may have sent as uncertain in attribute_state in the same transaction: the next claim
-   must not trust "unchanged" for those attributes, whatever becomes of it.
-2. `CANDIDATES` reads the users of the oldest due deliveries.
-3. `LOCK` takes a transaction-scoped advisory lock per user, lazily, until enough are held:
-   two lanes never claim the same user at once. Users another claim holds are passed over,
-   and the next round looks past them (no head-of-line blocking behind a slow claim).
-4. `CLAIM`, a new statement and so a new snapshot (it sees every claim committed before the
+batch, not the table, and as few round trips as the rules allow (a worker serving the API in
+the same process waits for its event loop at each one):
+1. `REAP`, at most once a second per queue: gives back deliveries whose lease expired (a
+   worker died or overran), and `DOUBT` marks what they may have sent as uncertain in
+   attribute_state in the same transaction: the next claim must not trust "unchanged" for
+   those attributes, whatever becomes of it.
+2. `CANDIDATES` reads a window of the oldest due deliveries and takes a transaction-scoped
+   advisory lock per user, lazily, oldest first, until enough are held: two lanes never claim
+   the same user at once. Users another claim holds are passed over, and the next round reads
+   the window after this one (no head-of-line blocking behind a slow or stuck claim).
+3. `CLAIM`, a new statement and so a new snapshot (it sees every claim committed before the
    locks were granted), leases each locked user's due deliveries unless the user already has
    one in flight (another worker's request is on its way).
+   The claimed users' attribute_state comes back with it.
 
 Why the plans are stable: each probe has a partial index whose predicate only that probe's
 WHERE clause implies (migrations/versions/0013). Postgres can only use a partial index whose
@@ -31,14 +34,19 @@ plan walked the whole due index once per user (six minutes per claim on a churne
   they can only find their rows by primary key.
 The UPDATE's target row is found by primary key: its own conditions (the recheck of a row
 changed meanwhile) name no `attributes` condition, so they imply no partial index either.
-tests/delivery/test_plans.py checks every hot statement's generic plan on a churned table
-whose statistics were gathered while the queue was empty, and while it was full.
+tests/delivery/test_plans.py checks every hot statement's generic and custom plans on a
+churned table whose statistics were gathered at four bad moments.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -48,14 +56,17 @@ from app.delivery.hold import NOT_PAUSED
 
 logger = logging.getLogger(__name__)
 
-# Expired leases taken back per claim: a crashed worker's batch, with room to spare.
+# Expired leases taken back at once: a crashed worker's batches, with room to spare.
 REAP_BATCH = 1000
+REAP_SECONDS = 1.0
 # Rounds of candidates per claim when users are locked or busy elsewhere.
 ROUNDS = 4
 # Candidate rows read per user wanted: a user usually has a few due deliveries.
 ROWS_PER_USER = 4
 # The key space of the per-user advisory locks (shared with nothing else).
 LOCK_SPACE = 7301
+# Before any delivery's next attempt: where the first window starts.
+_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 REAP = """
 WITH expired AS (
@@ -79,55 +90,67 @@ WHERE s.braze_user_key = u.k AND s.attribute = u.a AND NOT s.uncertain
 # the scan stops at the first delivery not yet due instead of filtering every later one (held
 # deliveries of paused distributions wait in this index too, in the year 9999). The key is
 # compared through coalesce(), which is not strict: the query must not imply the by-user
-# index's `braze_user_key IS NOT NULL` (see above).
+# index's `braze_user_key IS NOT NULL` (see above). The window is ordered by (time, id) so
+# that the next round can start right after it ($3, $4). OFFSET 0 keeps the sorted users in a
+# subquery of their own: the lock is tried on them in order, and LIMIT stops trying.
 CANDIDATES = f"""
-SELECT k FROM (
-    SELECT DISTINCT ON (k) k, due FROM (
-        SELECT d.braze_user_key AS k, d.next_attempt_at AS due FROM deliveries AS d
-        WHERE d.status = 'pending' AND d.attributes IS NOT NULL
-          AND d.next_attempt_at <= statement_timestamp() AND {NOT_PAUSED}
-          AND NOT coalesce(d.braze_user_key, '') = ANY($2::text[])
-        ORDER BY d.next_attempt_at
-        LIMIT $1
-    ) AS oldest
-    ORDER BY k, due
-) AS candidates
-ORDER BY due
+WITH window_rows AS MATERIALIZED (
+    SELECT d.id, d.braze_user_key AS k, d.next_attempt_at AS due FROM deliveries AS d
+    WHERE d.status = 'pending' AND d.attributes IS NOT NULL
+      AND d.next_attempt_at <= statement_timestamp() AND d.next_attempt_at >= $3
+      AND (d.next_attempt_at, d.id) > ($3, $4) AND {NOT_PAUSED}
+      AND NOT coalesce(d.braze_user_key, '') = ANY($2::text[])
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT $1
+)
+SELECT
+    ARRAY(
+        SELECT u.k FROM (
+            SELECT k FROM window_rows GROUP BY k ORDER BY min(due), min(id) OFFSET 0
+        ) AS u
+        WHERE pg_try_advisory_xact_lock(hashtextextended(u.k, {LOCK_SPACE}))
+        LIMIT $5
+    ) AS locked,
+    (SELECT count(*) FROM window_rows) AS read,
+    (SELECT w.due FROM window_rows AS w ORDER BY w.due DESC, w.id DESC LIMIT 1) AS last_due,
+    (SELECT w.id FROM window_rows AS w ORDER BY w.due DESC, w.id DESC LIMIT 1) AS last_id
 """
-# A function scan yields the array in order and LIMIT stops pulling rows: locks are tried one
-# by one until $2 are held, and the positions returned say which were tried.
-LOCK = f"""
-SELECT u.k, u.n FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n)
-WHERE pg_try_advisory_xact_lock(hashtextextended(u.k, {LOCK_SPACE}))
-LIMIT $2
-"""
-# OFFSET 0 fences the per-user probe: the planner cannot merge it with the outer conditions.
+# OFFSET 0 fences the per-user probes: the planner cannot merge them with outer conditions.
+# The claimed users' attribute_state comes back in the same result (rows without an id), one
+# round trip fewer.
 CLAIM = f"""
-UPDATE deliveries AS d SET
-    status = 'in_flight', leased_by = $2, updated_at = clock_timestamp(),
-    lease_expires_at = clock_timestamp() + $3 * interval '1 second'
-FROM (
-    SELECT w.id FROM (
-        SELECT w.id, bool_or(w.status = 'in_flight') OVER (PARTITION BY k.key) AS busy
-        FROM unnest($1::text[]) AS k(key)
-        CROSS JOIN LATERAL (
-            SELECT x.id, x.status FROM deliveries AS x
-            WHERE x.braze_user_key = k.key AND x.status IN ('pending', 'in_flight')
-              AND x.attributes IS NOT NULL
-            OFFSET 0
+WITH claimed AS (
+    UPDATE deliveries AS d SET
+        status = 'in_flight', leased_by = $2, updated_at = clock_timestamp(),
+        lease_expires_at = clock_timestamp() + $3 * interval '1 second'
+    FROM (
+        SELECT w.id FROM (
+            SELECT w.id, bool_or(w.status = 'in_flight') OVER (PARTITION BY k.key) AS busy
+            FROM unnest($1::text[]) AS k(key)
+            CROSS JOIN LATERAL (
+                SELECT x.id, x.status FROM deliveries AS x
+                WHERE x.braze_user_key = k.key AND x.status IN ('pending', 'in_flight')
+                  AND x.attributes IS NOT NULL
+                OFFSET 0
+            ) AS w
         ) AS w
-    ) AS w
-    WHERE NOT w.busy
-) AS picked
-WHERE d.id = picked.id
-  AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND {NOT_PAUSED}
-RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts,
-    d.created_at, d.trigger
-"""
-KNOWN = """
-SELECT s.braze_user_key, s.attribute, s.value, s.event_time, s.uncertain
-FROM unnest($1::text[]) AS k(key)
-JOIN LATERAL (SELECT * FROM attribute_state WHERE braze_user_key = k.key) AS s ON true
+        WHERE NOT w.busy
+    ) AS picked
+    WHERE d.id = picked.id
+      AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND {NOT_PAUSED}
+    RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts,
+        d.created_at, d.trigger
+)
+SELECT c.id, c.braze_user_key, c.attributes, c.event_time, c.force, c.attempts, c.created_at,
+    c.trigger, NULL::text AS attribute, NULL::jsonb AS value, NULL::bool AS uncertain
+FROM claimed AS c
+UNION ALL
+SELECT NULL, s.braze_user_key, NULL, s.event_time, NULL, NULL, NULL, NULL, s.attribute,
+    s.value, s.uncertain
+FROM (SELECT DISTINCT braze_user_key FROM claimed) AS k
+CROSS JOIN LATERAL (
+    SELECT * FROM attribute_state AS a WHERE a.braze_user_key = k.braze_user_key OFFSET 0
+) AS s
 """
 
 
@@ -138,11 +161,27 @@ class ClaimedRows:
     known: dict[tuple[str, str], KnownValue]
 
 
+class Reaping:
+    """When a queue next takes back expired leases: at most once every `every` seconds, not
+    on every claim (each costs a round trip)."""
+
+    def __init__(self, every: float = REAP_SECONDS) -> None:
+        self.every = every
+        self._next = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self.every
+        return True
+
+
 async def reap_expired_leases(connection: asyncpg.Connection) -> int:
-    """Give back deliveries whose lease expired; how many. Their attributes' state turns
-    uncertain in the same transaction: the worker that held them may have reached Braze
-    without recording it, and the claim that takes them next may never reach Braze itself."""
-    async with timed("reap"), connection.transaction():
+    """Give back deliveries whose lease expired; how many. Run it inside a transaction: their
+    attributes' state turns uncertain in it (the worker that held them may have reached Braze
+    without recording it, and the claim that takes them next may never reach Braze itself)."""
+    async with timed("reap"):
         reaped = await connection.fetch(REAP, REAP_BATCH)
         if not reaped:
             return 0
@@ -162,34 +201,49 @@ async def reap_expired_leases(connection: asyncpg.Connection) -> int:
     return len(reaped)
 
 
+@asynccontextmanager
+async def claim_transaction(connection: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction begun in one round trip with its setting. A claim lost in a crash only
+    leaves deliveries pending: its commit need not wait for the WAL flush."""
+    await connection.execute("BEGIN; SET LOCAL synchronous_commit = off")
+    try:
+        yield
+    except BaseException:
+        if not connection.is_closed():
+            with contextlib.suppress(Exception):
+                await connection.execute("ROLLBACK")
+        raise
+    await connection.execute("COMMIT")
+
+
 async def claim_users(
-    pool: asyncpg.Pool, *, worker_id: str, lease_seconds: float, users: int
+    pool: asyncpg.Pool, *, worker_id: str, lease_seconds: float, users: int, reaping: Reaping
 ) -> ClaimedRows:
     """Lease the due deliveries of up to `users` Braze users, with their attribute state."""
-    async with timed("braze_claim"), pool.acquire() as connection, connection.transaction():
-        # A claim lost in a crash only leaves the deliveries pending: no need to wait for
-        # the WAL flush.
-        await connection.execute("SET LOCAL synchronous_commit = off")
-        await reap_expired_leases(connection)
+    async with (
+        timed("braze_claim"),
+        pool.acquire() as connection,
+        claim_transaction(connection),
+    ):
+        if reaping.due():
+            await reap_expired_leases(connection)
         rows = await _claim_rounds(connection, worker_id, lease_seconds, users)
-    if not rows:
-        return ClaimedRows([], {}, {})
-    async with pool.acquire() as connection, timed("known_values"):
-        known_rows = await connection.fetch(KNOWN, sorted({r["braze_user_key"] for r in rows}))
+    claimed = [r for r in rows if r["id"] is not None]
     return ClaimedRows(
         [
             DueDelivery(
                 r["id"], r["braze_user_key"], r["attributes"], r["event_time"], r["force"],
                 created_at=r["created_at"], trigger=r["trigger"],
             )
-            for r in rows
+            for r in claimed
         ],
-        {r["id"]: r["attempts"] for r in rows},
+        {r["id"]: r["attempts"] for r in claimed},
         {
             (r["braze_user_key"], r["attribute"]): KnownValue(
                 r["value"], r["event_time"], r["uncertain"]
             )
-            for r in known_rows
+            for r in rows
+            if r["id"] is None
         },
     )  # fmt: skip
 
@@ -198,30 +252,25 @@ async def _claim_rounds(
     connection: asyncpg.Connection, worker_id: str, lease_seconds: float, users: int
 ) -> list[asyncpg.Record]:
     claimed: list[asyncpg.Record] = []
-    # Users claimed, busy, locked by another claim, or with nothing due after all: the next
-    # round's candidates look past them.
+    # Users locked here (claimed, or busy with a request in flight): later windows skip them.
     seen: list[str] = []
+    after: tuple[datetime, int] = (_BEGINNING, 0)
     claimed_users = 0
     for _ in range(ROUNDS):
         wanted = users - claimed_users
+        window = wanted * ROWS_PER_USER
         async with timed("braze_candidates"):
-            candidates = [
-                r["k"] for r in await connection.fetch(CANDIDATES, wanted * ROWS_PER_USER, seen)
-            ]
-        if not candidates:
-            break
-        async with timed("braze_lock"):
-            locked = await connection.fetch(LOCK, candidates, wanted)
-        keys = [r["k"] for r in locked]
-        # Every candidate up to the last one locked was tried; all were when fewer were locked
-        # than wanted.
-        tried = candidates if len(keys) < wanted else candidates[: locked[-1]["n"]]
-        seen += tried
+            found = await connection.fetchrow(CANDIDATES, window, seen, *after, wanted)
+        keys: list[str] = found["locked"]
         if keys:
             async with timed("braze_claim_rows"):
                 rows = await connection.fetch(CLAIM, keys, worker_id, lease_seconds)
             claimed += rows
-            claimed_users += len({r["braze_user_key"] for r in rows})
-        if claimed_users >= users:
+            claimed_users += len({r["braze_user_key"] for r in rows if r["id"] is not None})
+            seen += keys
+        # Done when enough users are claimed or nothing is due past this window; otherwise
+        # the users of this window were taken elsewhere or busy: look past them.
+        if claimed_users >= users or found["read"] < window:
             break
+        after = (found["last_due"], found["last_id"])
     return claimed

@@ -93,6 +93,7 @@ class Delivery(TimestampMixin, Base):
         Index(
             "ix_deliveries_due_to_send",
             "next_attempt_at",
+            "id",
             postgresql_where=text("status = 'pending' AND attributes IS NOT NULL"),
         ),
         Index(

@@ -25,7 +25,7 @@ import orjson
 
 from app.db.nul import without_nul
 from app.delivery.budget import timed
-from app.delivery.claims import reap_expired_leases
+from app.delivery.claims import Reaping, reap_expired_leases
 from app.delivery.hold import NOT_PAUSED
 from app.delivery.models import DEAD, FAILED
 from app.delivery.reporting import SETTLED, log_given_up
@@ -129,11 +129,14 @@ class Publisher:
         self._schedule = schedule
         self._rng = rng or random.Random()
         self._customers: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._reaping = Reaping()
 
     async def cycle(self, *, limit: int = 10) -> int:
         """Complete up to `limit` waiting deliveries; returns how many it settled."""
         async with self._pool.acquire() as connection:
-            await reap_expired_leases(connection)
+            if self._reaping.due():
+                async with connection.transaction():
+                    await reap_expired_leases(connection)
             async with timed("publisher_claim"):
                 claimed = await connection.fetch(_CLAIM, self.worker_id, self._lease, limit)
             if not claimed:

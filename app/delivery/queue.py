@@ -17,7 +17,7 @@ import asyncpg
 
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
-from app.delivery.claims import claim_users
+from app.delivery.claims import Reaping, claim_users
 from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
 from app.delivery.hold import HELD_UNTIL, NOT_PAUSED
 from app.delivery.outcomes import DeliveryChange
@@ -144,13 +144,15 @@ class DeliveryQueue:
         self.pool = pool
         self.worker_id = worker_id
         self._lease_seconds = lease.total_seconds()
+        self._reaping = Reaping()
 
     async def claim(self, *, users: int) -> tuple[Claimed, dict[tuple[str, str], KnownValue]]:
         """Lease the due deliveries of up to `users` Braze users, with their attribute state
         (app/delivery/claims.py)."""
         rows = await claim_users(
-            self.pool, worker_id=self.worker_id, lease_seconds=self._lease_seconds, users=users
-        )
+            self.pool, worker_id=self.worker_id, lease_seconds=self._lease_seconds, users=users,
+            reaping=self._reaping,
+        )  # fmt: skip
         return Claimed(rows.deliveries, rows.attempts), rows.known
 
     async def _insert_request(

@@ -99,8 +99,9 @@ async def _work_until(
 ) -> None:
     pool = await create_pool(
         url,
-        # The Braze lanes (with a key), plus the publisher, run and retention lanes.
-        size=(settings.braze_concurrency if settings.braze_api_key is not None else 0) + 3,
+        # Per Braze lane (with a key) a claim and a record at once, plus the publisher, run
+        # and retention lanes.
+        size=(2 * settings.braze_concurrency if settings.braze_api_key is not None else 0) + 3,
         connect_timeout=settings.db_connect_timeout_seconds,
         statement_timeout=settings.worker_statement_timeout_seconds,
     )

@@ -31,14 +31,25 @@ STATEMENT_TIMEOUT_MS = 2000
 TABLE_COUNTS_MAX_AGE = 60.0
 GATE_STATES = ("open", "paused", "blocked")
 
-# Due: what a claim could take now, so not what a paused distribution holds.
-_DUE = f"status = 'pending' AND next_attempt_at <= clock_timestamp() AND {NOT_PAUSED}"
+# Due: what a claim could take now, so not what a paused distribution holds. Each branch reads
+# one of the queue's partial indexes (app/delivery/claims.py): the waiting rows, never the
+# history.
+_DUE = f"next_attempt_at <= clock_timestamp() AND {NOT_PAUSED}"
 _QUEUE = text(f"""
-SELECT status, count(*) AS n,
-       count(*) FILTER (WHERE {_DUE}) AS due,
-       extract(epoch FROM clock_timestamp() - min(next_attempt_at) FILTER (WHERE {_DUE}))
+WITH waiting AS (
+    SELECT 'pending' AS status, {_DUE} AS due, next_attempt_at FROM deliveries AS d
+    WHERE status = 'pending' AND attributes IS NOT NULL
+    UNION ALL
+    SELECT 'pending', {_DUE}, next_attempt_at FROM deliveries AS d
+    WHERE status = 'pending' AND attributes IS NULL
+    UNION ALL
+    SELECT 'in_flight', false, next_attempt_at FROM deliveries AS d
+    WHERE status = 'in_flight' AND lease_expires_at IS NOT NULL
+)
+SELECT status, count(*) AS n, count(*) FILTER (WHERE due) AS due,
+       extract(epoch FROM clock_timestamp() - min(next_attempt_at) FILTER (WHERE due))
            AS oldest_due_age
-FROM deliveries AS d WHERE status IN ('pending', 'in_flight')
+FROM waiting
 GROUP BY status
 """)
 _TABLE = text("""

@@ -22,8 +22,9 @@ _INDEXES = {
         "(braze_user_key) WHERE status IN ('pending', 'in_flight') AND attributes IS NOT NULL"
         " AND braze_user_key IS NOT NULL"
     ),
+    # With the id: claims read it in windows of (time, id), each starting after the last.
     "ix_deliveries_due_to_send": (
-        "(next_attempt_at) WHERE status = 'pending' AND attributes IS NOT NULL"
+        "(next_attempt_at, id) WHERE status = 'pending' AND attributes IS NOT NULL"
     ),
     "ix_deliveries_due_to_publish": "(next_attempt_at) WHERE status = 'pending' AND attributes IS NULL",
     "ix_deliveries_leased": (

@@ -90,10 +90,12 @@ async def test_a_lease_taken_back_keeps_its_doubt_when_the_next_claim_sends_noth
         "UPDATE attribute_state SET value = '4497', event_time = $1 WHERE attribute = 'amount'",
         first,
     )
-    # The claim that takes the delivery back never reaches Braze (the gate held it, say).
-    claimed, _ = await worker.queue.claim(users=75)
+    # Another worker takes the delivery back, and its claim never reaches Braze (the gate
+    # held it, say).
+    taker = await make_worker()
+    claimed, _ = await taker.queue.claim(users=75)
     assert [d.id for d in claimed.deliveries] == [middle]
-    await worker.queue.release([middle])
+    await taker.queue.release([middle])
     await pool.execute("UPDATE deliveries SET status = 'skipped' WHERE id = $1", middle)
 
     await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))

@@ -55,13 +55,14 @@ HOT = [
         frozenset({"ix_deliveries_leased", PK})),
     Hot("doubt", claims.DOUBT, lambda c: [c["keys"], ["code"] * len(c["keys"])],
         frozenset({"pk_attribute_state"})),
-    Hot("braze_candidates", claims.CANDIDATES, lambda c: [BATCH_USERS * 4, []],
+    Hot("braze_candidates", claims.CANDIDATES,
+        lambda c: [BATCH_USERS * 4, [], c["beginning"], 0, BATCH_USERS],
         frozenset({"ix_deliveries_due_to_send"})),
-    Hot("braze_candidates_past_seen", claims.CANDIDATES, lambda c: [BATCH_USERS * 4, c["keys"]],
+    Hot("braze_candidates_next_window", claims.CANDIDATES,
+        lambda c: [BATCH_USERS * 4, c["keys"], c["since"], 1000, BATCH_USERS],
         frozenset({"ix_deliveries_due_to_send"})),
     Hot("braze_claim_rows", claims.CLAIM, lambda c: [c["keys"], "plan-test", 60.0],
-        frozenset({"ix_deliveries_waiting_by_user", PK})),
-    Hot("known_values", claims.KNOWN, lambda c: [c["keys"]], frozenset({"pk_attribute_state"})),
+        frozenset({"ix_deliveries_waiting_by_user", PK, "pk_attribute_state"})),
     Hot("publisher_claim", publisher._CLAIM, lambda c: ["plan-test", 60.0, 10],
         frozenset({"ix_deliveries_due_to_publish", PK})),
     Hot("hurry_retries", queue._HURRY, lambda c: [c["since"], queue.HURRY_BATCH],
@@ -279,6 +280,8 @@ async def test_each_hot_statement_probes_its_own_index_after_statistics_at_a_bad
 def _literal(value: Any) -> str:
     if isinstance(value, list):
         return f"ARRAY[{', '.join(map(_literal, value))}]::text[]" if value else "'{}'::text[]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, datetime):
         return f"{_literal(value.isoformat())}::timestamptz"
     if isinstance(value, str):
@@ -290,6 +293,7 @@ def _context(keys: list[str], events: list[str]) -> dict[str, Any]:
     return {
         "keys": keys,
         "since": datetime.now(UTC) - timedelta(hours=1),
+        "beginning": datetime(1970, 1, 1, tzinfo=UTC),
         "event_ids": events,
         "event_sources": ["src"] * len(events),
     }
