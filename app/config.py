@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     retry_schedule: str = "5s,30s,2m,5m,15m,30m,1h,2h,4h,8h,8h"
     delivery_lease_seconds: float = Field(default=120.0, ge=5)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
+    # A value Braze accepted is trusted to be still there this long (profiles are deleted,
+    # merged or edited by other tools); after it, an event repeating the value sends it again.
+    attribute_trust_days: float = Field(default=7.0, gt=0)
     # Postgres cancels a worker statement that runs longer (a claim takes milliseconds; bulk
     # work runs in batches): a stuck claim fails loudly and frees its locks instead of stalling
     # delivery for minutes.

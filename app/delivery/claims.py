@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,12 +79,18 @@ WITH expired AS (
 UPDATE deliveries AS d SET status = 'pending', lease_expires_at = NULL, leased_by = NULL,
     updated_at = clock_timestamp()
 FROM expired WHERE d.id = expired.id
-RETURNING d.braze_user_key, d.attributes
+RETURNING d.braze_user_key, d.attributes, d.event_time
 """
+# Braze may hold these values now, or not: "unchanged" no longer holds for them, and events
+# older than the newest of them are stale. A user's first value gets a row without a value.
 DOUBT = """
-UPDATE attribute_state AS s SET uncertain = true, updated_at = clock_timestamp()
-FROM unnest($1::text[], $2::text[]) AS u(k, a)
-WHERE s.braze_user_key = u.k AND s.attribute = u.a AND NOT s.uncertain
+INSERT INTO attribute_state AS s (braze_user_key, attribute, value, event_time, uncertain,
+    doubt_event_time, updated_at)
+SELECT k, a, NULL, NULL, true, t, clock_timestamp()
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(k, a, t)
+ON CONFLICT (braze_user_key, attribute) DO UPDATE SET
+    uncertain = true, doubt_event_time = greatest(s.doubt_event_time, excluded.doubt_event_time),
+    updated_at = excluded.updated_at
 """
 # statement_timestamp(), not clock_timestamp(): a stable value can bound the index scan, so
 # the scan stops at the first delivery not yet due instead of filtering every later one (held
@@ -142,11 +148,12 @@ WITH claimed AS (
         d.created_at, d.trigger
 )
 SELECT c.id, c.braze_user_key, c.attributes, c.event_time, c.force, c.attempts, c.created_at,
-    c.trigger, NULL::text AS attribute, NULL::jsonb AS value, NULL::bool AS uncertain
+    c.trigger, NULL::text AS attribute, NULL::jsonb AS value, NULL::bool AS uncertain,
+    NULL::timestamptz AS doubt_event_time, NULL::timestamptz AS sent_at
 FROM claimed AS c
 UNION ALL
 SELECT NULL, s.braze_user_key, NULL, s.event_time, NULL, NULL, NULL, NULL, s.attribute,
-    s.value, s.uncertain
+    s.value, s.uncertain, s.doubt_event_time, s.sent_at
 FROM (SELECT DISTINCT braze_user_key FROM claimed) AS k
 CROSS JOIN LATERAL (
     SELECT * FROM attribute_state AS a WHERE a.braze_user_key = k.braze_user_key OFFSET 0
@@ -185,20 +192,40 @@ async def reap_expired_leases(connection: asyncpg.Connection) -> int:
         reaped = await connection.fetch(REAP, REAP_BATCH)
         if not reaped:
             return 0
-        sent = {
-            (row["braze_user_key"], name)
-            for row in reaped
-            if row["attributes"] is not None
-            for name in row["attributes"]
-            if name not in IDENTITY_KEYS and name not in FLAG_KEYS
-        }
-        doubted = await connection.execute(DOUBT, [k for k, _ in sent], [a for _, a in sent])
+        doubted = await doubt(
+            connection,
+            (
+                (row["braze_user_key"], name, row["event_time"])
+                for row in reaped
+                if row["attributes"] is not None
+                for name in row["attributes"]
+                if name not in IDENTITY_KEYS and name not in FLAG_KEYS
+            ),
+        )
     logger.warning(
         "took back %d deliveries whose lease expired (a worker stopped or overran while "
-        "sending); %s attribute values they may have changed at Braze are sent again",
-        len(reaped), doubted.split()[-1],
+        "sending); %d attribute values they may have changed at Braze are sent again",
+        len(reaped), doubted,
     )  # fmt: skip
     return len(reaped)
+
+
+async def doubt(
+    connection: asyncpg.Connection, sent: Iterable[tuple[str, str, datetime | None]]
+) -> int:
+    """Mark (user, attribute, event time) values that may or may not have reached Braze;
+    how many attributes."""
+    newest: dict[tuple[str, str], datetime | None] = {}
+    for user_key, attribute, event_time in sent:
+        before = newest.get((user_key, attribute))
+        newest[(user_key, attribute)] = (
+            event_time if before is None or (event_time and event_time > before) else before
+        )
+    if newest:
+        await connection.execute(
+            DOUBT, [k for k, _ in newest], [a for _, a in newest], list(newest.values())
+        )
+    return len(newest)
 
 
 @asynccontextmanager
@@ -240,7 +267,7 @@ async def claim_users(
         {r["id"]: r["attempts"] for r in claimed},
         {
             (r["braze_user_key"], r["attribute"]): KnownValue(
-                r["value"], r["event_time"], r["uncertain"]
+                r["value"], r["event_time"], r["uncertain"], r["doubt_event_time"], r["sent_at"]
             )
             for r in rows
             if r["id"] is None

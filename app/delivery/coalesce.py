@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 # Keys of a Braze attributes object that say who the user is or how to update, not attributes.
@@ -42,6 +42,16 @@ class KnownValue:
     event_time: datetime | None
     # A send after this value failed with an unknown outcome: Braze may hold another value.
     uncertain: bool = False
+    # The newest event among such sends: Braze may hold its value, so older ones are stale.
+    doubt_event_time: datetime | None = None
+    # When Braze last accepted `value` (None: not recorded); trusted for ATTRIBUTE_TRUST_DAYS.
+    sent_at: datetime | None = None
+
+    @property
+    def newest_event_time(self) -> datetime | None:
+        """The newest event whose value Braze may hold."""
+        times = [t for t in (self.event_time, self.doubt_event_time) if t is not None]
+        return max(times) if times else None
 
 
 @dataclass
@@ -74,13 +84,31 @@ def _newest_last(delivery: DueDelivery) -> tuple[bool, datetime | None, int]:
     return (delivery.event_time is not None, delivery.event_time, delivery.id)
 
 
-def plan(deliveries: Iterable[DueDelivery], known: Mapping[tuple[str, str], KnownValue]) -> Plan:
+@dataclass(frozen=True)
+class Trust:
+    """How long a value Braze accepted is trusted to be still there: profiles are deleted,
+    merged or edited by other tools. After `period`, an equal value is sent again."""
+
+    now: datetime
+    period: timedelta | None = None
+
+    def trusts(self, known: KnownValue) -> bool:
+        if self.period is None or known.sent_at is None:
+            return True
+        return self.now - known.sent_at <= self.period
+
+
+def plan(
+    deliveries: Iterable[DueDelivery],
+    known: Mapping[tuple[str, str], KnownValue],
+    trust: Trust | None = None,
+) -> Plan:
     by_user: dict[str, list[DueDelivery]] = defaultdict(list)
     for delivery in deliveries:
         by_user[delivery.braze_user_key].append(delivery)
     result = Plan()
     for user_key, group in by_user.items():
-        _plan_user(user_key, sorted(group, key=_newest_last), known, result)
+        _plan_user(user_key, sorted(group, key=_newest_last), known, trust, result)
     return result
 
 
@@ -88,6 +116,7 @@ def _plan_user(
     user_key: str,
     group: list[DueDelivery],
     known: Mapping[tuple[str, str], KnownValue],
+    trust: Trust | None,
     result: Plan,
 ) -> None:
     newest = group[-1]
@@ -109,11 +138,11 @@ def _plan_user(
     left_out: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for name, (value, event_time, delivery) in candidates.items():
         current = known.get((user_key, name))
-        if current is not None and _older(event_time, current.event_time):
+        if current is not None and _stale(event_time, current):
             left_out[delivery.id][STALE].append(name)
         elif (
             current is not None and current.value == value and not delivery.force
-            and not current.uncertain
+            and not current.uncertain and (trust is None or trust.trusts(current))
         ):  # fmt: skip
             left_out[delivery.id][UNCHANGED].append(name)
             result.data_points_saved += 1
@@ -131,6 +160,12 @@ def _plan_user(
     for delivery in group:
         reasons = left_out.get(delivery.id, {})
         result.skipped[delivery.id] = STALE if STALE in reasons else UNCHANGED
+
+
+def _stale(event_time: datetime | None, current: KnownValue) -> bool:
+    """Older than the newest event whose value Braze may hold (a send with an unknown outcome
+    counts: Braze may have applied it)."""
+    return _older(event_time, current.newest_event_time)
 
 
 def _older(event_time: datetime | None, current: datetime | None) -> bool:

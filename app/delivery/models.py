@@ -184,6 +184,10 @@ class AttributeState(Base):
     # A later send of this attribute failed with an unknown outcome (timeout, 5xx): Braze may
     # hold that newer value, so `value` cannot call anything unchanged until a send succeeds.
     uncertain: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    # The newest event among those sends: Braze may hold its value, so older events are stale.
+    doubt_event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When Braze last accepted `value`: trusted for ATTRIBUTE_TRUST_DAYS, then sent again.
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

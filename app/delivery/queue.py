@@ -17,7 +17,7 @@ import asyncpg
 
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
-from app.delivery.claims import Reaping, claim_users
+from app.delivery.claims import Reaping, claim_users, doubt
 from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
 from app.delivery.hold import HELD_UNTIL, NOT_PAUSED
 from app.delivery.outcomes import DeliveryChange
@@ -114,22 +114,23 @@ attempted AS (
 SELECT id FROM updated
 """
 LEASE_LOST = "(recorded after the lease expired: another worker had taken the delivery)"
-# Newer events win even if two writes race: the state never goes back in time.
+# Newer events win even if two writes race: the state never goes back in time, and a value
+# without an event time keeps the time recorded. A value Braze just accepted (`sent`) is the
+# last write it saw: no doubt is left about it, and it is trusted from now on. A value left out
+# as unchanged (`confirmed`) only moves the time on.
 _REMEMBER = """
 INSERT INTO attribute_state AS s (braze_user_key, attribute, value, event_time, delivery_id,
-    updated_at)
-SELECT k, a, v::jsonb, t, id, clock_timestamp()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
-    AS u(k, a, v, t, id)
+    sent_at, updated_at)
+SELECT k, a, v::jsonb, t, id, CASE WHEN sent THEN clock_timestamp() END, clock_timestamp()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bool[])
+    AS u(k, a, v, t, id, sent)
 ON CONFLICT (braze_user_key, attribute) DO UPDATE SET
-    value = excluded.value, event_time = excluded.event_time,
-    delivery_id = excluded.delivery_id, updated_at = excluded.updated_at, uncertain = false
+    value = excluded.value, event_time = coalesce(excluded.event_time, s.event_time),
+    delivery_id = excluded.delivery_id, updated_at = excluded.updated_at,
+    sent_at = coalesce(excluded.sent_at, s.sent_at),
+    uncertain = s.uncertain AND excluded.sent_at IS NULL,
+    doubt_event_time = CASE WHEN excluded.sent_at IS NULL THEN s.doubt_event_time END
 WHERE s.event_time IS NULL OR excluded.event_time IS NULL OR excluded.event_time >= s.event_time
-"""
-_UNCERTAIN = """
-UPDATE attribute_state AS s SET uncertain = true, updated_at = clock_timestamp()
-FROM unnest($1::text[], $2::text[]) AS u(k, a)
-WHERE s.braze_user_key = u.k AND s.attribute = u.a AND NOT s.uncertain
 """
 
 
@@ -240,35 +241,29 @@ class DeliveryQueue:
                 request_id,
                 LEASE_LOST,
             )  # fmt: skip
-            remember = _remembered(updates, delivered)
-            for user_key, attribute, value, event_time, delivery_id in confirmed:
-                row = (user_key, attribute, json.dumps(value), event_time, delivery_id)
-                for column, item in zip(remember, row, strict=True):
-                    column.append(item)  # type: ignore[attr-defined]
-            if remember[0]:
-                await connection.execute(_REMEMBER, *remember)
+            remember = [
+                *_accepted(updates, delivered),
+                *((k, a, json.dumps(v), t, i, False) for k, a, v, t, i in confirmed),
+            ]
+            if remember:
+                await connection.execute(_REMEMBER, *(list(c) for c in zip(*remember, strict=True)))
             if call is not None and call.kind is Kind.RETRY:
                 # A timeout or 5xx: Braze may have applied what was sent, or not.
-                sent = [(u.braze_user_key, a) for u in updates for a in u.sources]
-                await connection.execute(_UNCERTAIN, [k for k, _ in sent], [a for _, a in sent])
+                await doubt(
+                    connection,
+                    ((u.braze_user_key, a, t) for u in updates for a, (t, _) in u.sources.items()),
+                )
         return {row["id"] for row in applied}
 
 
-def _remembered(
+def _accepted(
     updates: Sequence[UserUpdate], delivered: set[int]
-) -> tuple[list[str], list[str], list[str], list[datetime | None], list[int]]:
-    columns: tuple[list[str], list[str], list[str], list[datetime | None], list[int]] = (
-        [], [], [], [], []
-    )  # fmt: skip
-    for update in updates:
-        for attribute, (event_time, delivery_id) in update.sources.items():
-            if delivery_id not in delivered:
-                continue
-            for column, value in zip(
-                columns,
-                (update.braze_user_key, attribute, json.dumps(update.object[attribute]),
-                 event_time, delivery_id),
-                strict=True,
-            ):  # fmt: skip
-                column.append(value)  # type: ignore[attr-defined]
-    return columns
+) -> list[tuple[str, str, str, datetime | None, int, bool]]:
+    """attribute_state rows of the values Braze accepted."""
+    return [
+        (update.braze_user_key, attribute, json.dumps(update.object[attribute]), event_time,
+         delivery_id, True)
+        for update in updates
+        for attribute, (event_time, delivery_id) in update.sources.items()
+        if delivery_id in delivered
+    ]  # fmt: skip

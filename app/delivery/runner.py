@@ -181,6 +181,7 @@ def _worker(
             poll_seconds=settings.worker_poll_seconds,
             lease=lease,
             schedule=schedule,
+            trust=timedelta(days=settings.attribute_trust_days),
         ),
         wake=wake,
     )

@@ -49,6 +49,8 @@ class WorkerConfig:
     schedule: tuple[timedelta, ...] = DEFAULT_SCHEDULE
     # Pause everyone when Braze says fewer than this share of the window's requests remain.
     low_remaining_fraction: float = 0.05
+    # How long a value Braze accepted is trusted to be still there (None: for ever).
+    trust: timedelta | None = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class Worker:
         claimed, known = await self.queue.claim(users=self.config.batch_size)
         if not claimed.deliveries:
             return await self._outage_probe(state) if not probing else None
-        return Work(claimed, coalesce.plan(claimed.deliveries, known), probing)
+        return Work(claimed, self._plan(claimed.deliveries, known), probing)
 
     async def _outage_probe(self, state: GateState) -> Work | None:
         """Nothing is due while Braze fails: one worker at a time tries the earliest retry
@@ -195,13 +197,22 @@ class Worker:
             await self.queue.put_back(retry_probe)
             if not claimed.deliveries:
                 return None
-            return Work(claimed, coalesce.plan(claimed.deliveries, known), probing=False)
+            return Work(claimed, self._plan(claimed.deliveries, known), probing=False)
         logger.info(
             "Braze failing since %s: probing with delivery %s",
             state.failing_since.isoformat(timespec="seconds"), ", ".join(map(str, retry_probe)),
         )  # fmt: skip
-        plan = coalesce.plan(claimed.deliveries, known)
+        plan = self._plan(claimed.deliveries, known)
         return Work(claimed, plan, probing=False, retry_probe=retry_probe)
+
+    def _plan(
+        self,
+        deliveries: list[coalesce.DueDelivery],
+        known: dict[tuple[str, str], coalesce.KnownValue],
+    ) -> coalesce.Plan:
+        return coalesce.plan(
+            deliveries, known, coalesce.Trust(datetime.now(UTC), self.config.trust)
+        )
 
     async def _deliver(self, work: Work) -> None:
         plan = work.plan

@@ -101,3 +101,43 @@ async def test_a_lease_taken_back_keeps_its_doubt_when_the_next_claim_sends_noth
     await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))
     await drain(worker)
     assert _amount(emulator) == 4497
+
+
+async def test_an_older_event_is_not_sent_over_a_send_whose_outcome_is_unknown(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    # Mia's first value: no attribute_state row exists before the 500.
+    worker = await make_worker(schedule="1h")
+    emulator.state.faults.fail_next(1, status=500)
+    (newer,) = await enqueue(pool, [("mia", {"amount": 1999})], event_time=NOW)
+    assert await worker.cycle() == 1  # 500: Braze may have applied 1999, or not
+    (older,) = await enqueue(
+        pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1)
+    )
+    await worker.cycle()
+    row = await pool.fetchrow("SELECT status, skip_reason FROM deliveries WHERE id = $1", older)
+    assert (row["status"], row["skip_reason"]) == ("skipped", "stale")
+    applied = [r for r in emulator.state.requests_snapshot() if r["status"] < 300]
+    assert applied == [], "the older value went to Braze over a newer one it may hold"
+
+    await pool.execute("UPDATE deliveries SET next_attempt_at = now() WHERE id = $1", newer)
+    await drain(worker)
+    assert _amount(emulator) == 1999
+    state = await pool.fetchrow("SELECT uncertain, doubt_event_time FROM attribute_state")
+    assert (state["uncertain"], state["doubt_event_time"]) == (False, None)
+
+
+async def test_a_value_accepted_longer_ago_than_the_trust_period_is_sent_again(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker()
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))
+    await drain(worker)
+    # Someone edited Mia's profile in the Braze dashboard meanwhile.
+    emulator.state.profiles["external_id:mia"]["amount"] = 0
+    await pool.execute("UPDATE attribute_state SET sent_at = now() - interval '8 days'")
+    await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW)
+    await drain(worker)
+    assert _amount(emulator) == 4497
+    sent_at = await pool.fetchval("SELECT now() - sent_at FROM attribute_state")
+    assert sent_at < timedelta(minutes=1)

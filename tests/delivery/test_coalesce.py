@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.delivery.coalesce import DueDelivery, KnownValue, plan
+from app.delivery.coalesce import DueDelivery, KnownValue, Trust, plan
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -97,3 +97,26 @@ def test_a_value_braze_may_have_replaced_is_sent_even_when_it_looks_unchanged() 
     result = plan([due(1, "mia", 60, code="A")], known)
     assert [u.object.get("code") for u in result.updates] == ["A"]
     assert result.data_points_saved == 0
+
+
+def test_an_event_older_than_a_send_with_an_unknown_outcome_is_stale() -> None:
+    # "B" (minute 10) timed out: Braze may hold it. An older event must not go over it.
+    known = {
+        ("external_id:mia", "code"): KnownValue(
+            "A", NOW, uncertain=True, doubt_event_time=NOW + timedelta(minutes=10)
+        )
+    }
+    result = plan([due(1, "mia", 5, code="C")], known)
+    assert result.skipped == {1: "stale"}
+    assert result.updates == []
+
+
+def test_a_value_is_trusted_for_its_period_then_sent_again() -> None:
+    accepted = NOW - timedelta(days=8)
+    known = {("external_id:mia", "code"): KnownValue("A", NOW, sent_at=accepted)}
+    fresh = Trust(now=accepted + timedelta(days=6), period=timedelta(days=7))
+    stale_trust = Trust(now=NOW, period=timedelta(days=7))
+    assert plan([due(1, "mia", 1, code="A")], known, fresh).skipped == {1: "unchanged"}
+    resent = plan([due(1, "mia", 1, code="A")], known, stale_trust)
+    assert [u.object for u in resent.updates] == [{"external_id": "mia", "code": "A"}]
+    assert resent.data_points_saved == 0

@@ -53,7 +53,8 @@ class Hot:
 HOT = [
     Hot("reap", claims.REAP, lambda c: [claims.REAP_BATCH],
         frozenset({"ix_deliveries_leased", PK})),
-    Hot("doubt", claims.DOUBT, lambda c: [c["keys"], ["code"] * len(c["keys"])],
+    Hot("doubt", claims.DOUBT,
+        lambda c: [c["keys"], ["code"] * len(c["keys"]), [c["since"]] * len(c["keys"])],
         frozenset({"pk_attribute_state"})),
     Hot("braze_candidates", claims.CANDIDATES,
         lambda c: [BATCH_USERS * 4, [], c["beginning"], 0, BATCH_USERS],
@@ -279,7 +280,9 @@ async def test_each_hot_statement_probes_its_own_index_after_statistics_at_a_bad
 
 def _literal(value: Any) -> str:
     if isinstance(value, list):
-        return f"ARRAY[{', '.join(map(_literal, value))}]::text[]" if value else "'{}'::text[]"
+        kind = "timestamptz[]" if value and isinstance(value[0], datetime) else "text[]"
+        # An empty array takes the type of the statement's parameter.
+        return f"ARRAY[{', '.join(map(_literal, value))}]::{kind}" if value else "'{}'"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
