@@ -28,6 +28,7 @@ from app.ops.schemas import (
     EventSummary,
     Page,
 )
+from app.webhooks.matching import Outcome
 from app.webhooks.models import WebhookEvent
 
 router = APIRouter(prefix="/api/v1", tags=["audit"], responses=OPS_ERROR_RESPONSES)
@@ -71,7 +72,7 @@ def _window(since: datetime | None, until: datetime | None) -> None:
 @router.get("/events", summary="Stored webhooks, newest first")
 async def list_events(
     session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
-    type: str | None = None, outcome: Literal["matched", "unmatched", "ignored"] | None = None,
+    type: str | None = None, outcome: Outcome | None = None,
     customer: Annotated[str | None, Query(description="customer id or source_id")] = None,
     since: Since = None, until: Until = None,
 ) -> Page[EventSummary]:  # fmt: skip

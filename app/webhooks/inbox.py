@@ -99,6 +99,13 @@ SELECT id, outcome, voucherify_event_id, source_id FROM webhook_events
 WHERE (voucherify_event_id, source_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 
+# Errors that one event's values cause (a value Postgres cannot take, a key over an index's
+# limit): that event is stored without its deliveries (outcome failed) rather than refused.
+DATA_ERRORS = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+)
 # Errors that mean "the database is not there right now": answer 503 so Voucherify retries.
 CONNECTION_ERRORS = (
     OSError,
@@ -129,6 +136,8 @@ class _Pending:
     answer: asyncio.Future[StoredEvent] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # Its deliveries could not be stored: store the event alone (outcome failed).
+    without_deliveries: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -203,14 +212,27 @@ class Inbox:
             except Exception:
                 # One bad event must not fail the others: store them one by one.
                 for pending in batch:
-                    try:
-                        await self._write([pending])
-                    except CONNECTION_ERRORS as exc:
-                        # The database went away meanwhile: 503, so that Voucherify retries.
-                        _fail([pending], _unavailable(), exc)
-                    except Exception as exc:
-                        logger.exception("could not store webhook %s", pending.envelope.event_id)
-                        _fail([pending], exc, exc)
+                    await self._write_alone(pending)
+
+    async def _write_alone(self, pending: _Pending) -> None:
+        try:
+            await self._write([pending])
+        except CONNECTION_ERRORS as exc:
+            # The database went away meanwhile: 503, so that Voucherify retries.
+            _fail([pending], _unavailable(), exc)
+        except Exception as exc:
+            if isinstance(exc, DATA_ERRORS) and not pending.without_deliveries:
+                # Its deliveries hold what Postgres cannot take. A 5xx would be retried for a
+                # day (then Voucherify pauses the webhook), failing every time: keep the event.
+                logger.exception(
+                    "could not store the deliveries of webhook %s: storing the event alone "
+                    "(outcome failed); replay it once fixed", pending.envelope.event_id,
+                )  # fmt: skip
+                pending.without_deliveries = True
+                await self._write_alone(pending)
+                return
+            logger.exception("could not store webhook %s", pending.envelope.event_id)
+            _fail([pending], exc, exc)
 
     async def _write(self, batch: list[_Pending]) -> None:
         first: dict[tuple[str, str], _Pending] = {}
@@ -250,7 +272,18 @@ class Inbox:
 
     def _plan(self, pending: _Pending) -> tuple[Outcome, list[dict[str, Any]]]:
         envelope = pending.envelope
-        deliveries = plan_deliveries(envelope=envelope, distributions=self._distributions)
+        if pending.without_deliveries:
+            return "failed", []
+        try:
+            deliveries = plan_deliveries(envelope=envelope, distributions=self._distributions)
+        except Exception:
+            # A mapping bug for one odd body must not fail the batch, nor make Voucherify retry
+            # the event for a day: it is stored, to be replayed once the bug is fixed.
+            logger.exception(
+                "could not map webhook %s: stored without deliveries (outcome failed)",
+                envelope.event_id,
+            )
+            return "failed", []
         outcome: Outcome = (
             "ignored" if not envelope.known_type else "matched" if deliveries else "unmatched"
         )
