@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -37,6 +38,7 @@ from app.db.nul import without_nul
 from app.db.raw import keep_session
 from app.distributions.schemas import DistributionConfig
 from app.errors import DatabaseUnavailableError
+from app.webhooks import event_time
 from app.webhooks.envelope import Envelope
 from app.webhooks.matching import MatchableDistribution, Outcome, plan_deliveries
 from app.webhooks.signature import SignatureResult
@@ -60,10 +62,10 @@ incoming AS (
     SELECT * FROM unnest(
         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
         $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::text[],
-        $14::int[], $15::text[]
+        $14::int[], $15::text[], $16::text[]
     ) AS i(voucherify_event_id, source_id, source_object, send_out_id, project_id, event_type,
            customer_id, customer_source_id, event_created_at, raw_body,
-           signature_result, outcome, deliveries_created, deliveries)
+           signature_result, outcome, deliveries_created, deliveries, time_note)
 ),
 event AS (
     INSERT INTO webhook_events (
@@ -88,7 +90,15 @@ created AS (
     CROSS JOIN jsonb_to_recordset(incoming.deliveries::jsonb) AS d(
         distribution_id uuid, distribution_version int, braze_user_key text, attributes jsonb,
         skip_reason text, last_error text, status text)
-    RETURNING 1
+    RETURNING id, event_id
+),
+-- Rare: an event time replaced (app/webhooks/event_time.py); each delivery's log says so.
+noted AS (
+    INSERT INTO delivery_attempts (delivery_id, outcome, message)
+    SELECT created.id, '{event_time.OUTCOME}', incoming.time_note
+    FROM created JOIN event ON event.id = created.event_id
+    JOIN incoming USING (voucherify_event_id, source_id)
+    WHERE incoming.time_note IS NOT NULL
 )
 SELECT (SELECT ok FROM fresh) AS fresh, (SELECT count(*) FROM created) AS deliveries,
        event.id, event.voucherify_event_id, event.source_id
@@ -154,9 +164,11 @@ class Inbox:
         pool_size: int,
         connect_timeout: float,
         writers: int = 4,
+        max_event_time_ahead: timedelta = timedelta(days=1),
         on_deliveries: Callable[[], None] | None = None,
     ) -> None:
         self._url = url
+        self._max_event_time_ahead = max_event_time_ahead
         # Called after a commit that created deliveries: wakes an in-process worker at once.
         self._on_deliveries = on_deliveries
         self._pool_size = max(pool_size, writers)
@@ -240,10 +252,14 @@ class Inbox:
             first.setdefault(pending.key, pending)
         unique = list(first.values())
         pool = await self._get_pool()
+        received = datetime.now(UTC)
+        times = [self._event_time(p, received) for p in unique]
         async with pool.acquire() as connection:
             for _ in range(3):
                 planned = [self._plan(p) for p in unique]
-                rows = await connection.fetch(_STORE, self._fingerprint, *_columns(unique, planned))
+                rows = await connection.fetch(
+                    _STORE, self._fingerprint, *_columns(unique, planned, times)
+                )
                 if not rows[0]["fresh"]:
                     await self._reload(connection)
                     continue
@@ -288,6 +304,17 @@ class Inbox:
             "ignored" if not envelope.known_type else "matched" if deliveries else "unmatched"
         )
         return outcome, deliveries
+
+    def _event_time(
+        self, pending: _Pending, received: datetime
+    ) -> tuple[datetime | None, str | None]:
+        envelope = pending.envelope
+        at, note = event_time.bounded_event_time(
+            envelope.occurred_at, received=received, max_ahead=self._max_event_time_ahead
+        )
+        if note is not None:
+            logger.warning("webhook %s: %s", envelope.event_id, note)
+        return at, note
 
     async def _existing(
         self, connection: asyncpg.Connection, keys: list[tuple[str, str]]
@@ -336,18 +363,20 @@ def _fail(batch: list[_Pending], error: BaseException, cause: BaseException) -> 
 
 
 def _columns(
-    batch: list[_Pending], planned: list[tuple[Outcome, list[dict[str, Any]]]]
+    batch: list[_Pending],
+    planned: list[tuple[Outcome, list[dict[str, Any]]]],
+    times: list[tuple[datetime | None, str | None]],
 ) -> list[list[Any]]:
     """The batch as one array per column, in the order of the statement's unnest()."""
-    columns: list[list[Any]] = [[] for _ in range(14)]
-    for pending, (outcome, deliveries) in zip(batch, planned, strict=True):
+    columns: list[list[Any]] = [[] for _ in range(15)]
+    for pending, (outcome, deliveries), (at, note) in zip(batch, planned, times, strict=True):
         envelope = pending.envelope
         values = (
             envelope.event_id, envelope.source_id, envelope.source_object, envelope.send_out_id,
             envelope.project_id, envelope.event_type, envelope.customer_id,
-            envelope.customer_source_id, envelope.occurred_at, pending.raw_body,
+            envelope.customer_source_id, at, pending.raw_body,
             pending.signature, outcome,
-            len(deliveries), _jsonb_text(deliveries),
+            len(deliveries), _jsonb_text(deliveries), note,
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)

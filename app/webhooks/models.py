@@ -26,6 +26,8 @@ class WebhookEvent(Base):
     event_type: Mapped[str] = mapped_column(String(100), nullable=False)
     customer_id: Mapped[str | None] = mapped_column(Text)
     customer_source_id: Mapped[str | None] = mapped_column(Text)
+    # The event's time as voucher-relay orders by it: the envelope's, unless that was too far
+    # ahead of the time received (EVENT_TIME_MAX_AHEAD_SECONDS); the raw body keeps the claim.
     event_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False

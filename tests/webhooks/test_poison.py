@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.delivery.models import Delivery
+from app.delivery.models import Delivery, DeliveryAttempt
 from app.webhooks import inbox as inbox_module
 from app.webhooks import matching
 from app.webhooks.envelope import Envelope
@@ -156,3 +157,44 @@ async def test_a_mapping_error_for_one_event_stores_it_as_failed(
     ]  # fmt: skip
     listed = await client.get("/api/v1/events?outcome=failed", headers=READER)
     assert [e["voucherify_event_id"] for e in listed.json()["items"]] == ["ev_odd"]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "replaced"), [(timedelta(hours=23), False), (timedelta(days=2), True)]
+)
+async def test_an_event_time_over_a_day_ahead_is_replaced_by_the_time_received(
+    client: httpx.AsyncClient, session: AsyncSession, ahead: timedelta, replaced: bool
+) -> None:
+    """Taken as it is, a time far ahead makes every later event of that user `stale`."""
+    await add_distribution(session)
+    body = entered("ev_future", "usr-future")
+    claimed = datetime.now(UTC) + ahead
+    body["event"]["created_at"] = body["created_at"] = claimed.isoformat()
+    before = datetime.now(UTC)
+    response = await post(client, body)
+    assert response.status_code == 202, response.text
+
+    event = await session.get(WebhookEvent, response.json()["event_id"])
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert event is not None and delivery.event_time == event.event_created_at
+    notes = (await session.execute(select(DeliveryAttempt))).scalars().all()
+    if not replaced:
+        assert event.event_created_at == claimed and notes == []
+        return
+    assert event.event_created_at is not None
+    assert before <= event.event_created_at <= datetime.now(UTC)
+    assert [(n.delivery_id, n.outcome) for n in notes] == [(delivery.id, "event_time_replaced")]
+    assert claimed.isoformat() in (notes[0].message or "")
+    assert event.raw_body is not None and claimed.isoformat().encode() in event.raw_body
+
+
+async def test_a_year_9999_event_time_is_replaced(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await add_distribution(session)
+    body = entered("ev_9999", "usr-9999")
+    body["event"]["created_at"] = body["created_at"] = "9999-12-31T23:59:59.999Z"
+    response = await post(client, body)
+    assert response.status_code == 202, response.text
+    delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert delivery.event_time is not None and delivery.event_time.year < 9999
