@@ -1,5 +1,5 @@
 """Columns holding values taken from webhooks and Voucherify take any length (text); event
-times far in the future are brought back to when they were received
+times far in the future are brought back to when they were received; replays.state_reset
 
 A customer `source_id` of 300 characters (Braze takes external ids up to 987 bytes) did not fit
 `deliveries.braze_user_key` (varchar 300): the webhook was answered 500 on every try, so
@@ -11,6 +11,9 @@ Event times more than a day ahead of when they were received (a `created_at` in 
 seen) were stored as they came and made every later event of that user `stale`. Intake now
 replaces them (EVENT_TIME_MAX_AHEAD_SECONDS); the rows stored before are brought back here to
 the time they were received (recorded, for attribute_state), with the default bound of a day.
+
+replays.state_reset: how many recorded event times a forced replay set back so that its value
+wins over `stale` (app/delivery/state_reset.py).
 
 Revision ID: 0013
 Revises: 0012
@@ -61,9 +64,13 @@ def upgrade() -> None:
         op.alter_column(table, column, type_=sa.Text(), existing_type=before)
     for statement in _REPAIRS:
         op.execute(statement)
+    op.add_column(
+        "replays", sa.Column("state_reset", sa.Integer(), server_default="0", nullable=False)
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("replays", "state_reset")
     # Fails (changing nothing) if a longer value was stored meanwhile: cutting an identifier
     # short would address another Braze user. The repaired event times stay repaired.
     for table, column, before in reversed(_WIDENED):
