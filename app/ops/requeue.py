@@ -19,10 +19,12 @@ Deliveries that came from no event (or whose event body was pruned) can only be 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.nul import without_nul
@@ -35,10 +37,13 @@ from app.webhooks import envelope as envelope_parser
 from app.webhooks.matching import MatchableDistribution, plan_deliveries
 from app.webhooks.models import WebhookEvent
 
+logger = logging.getLogger(__name__)
+
 # Why a replay queued nothing for a pair (besides the mapping's own skip reasons).
 ALREADY_QUEUED = "already_queued"
 DISTRIBUTION_PAUSED = "distribution_paused"
 DISTRIBUTION_DELETED = "distribution_deleted"
+DISTRIBUTION_INVALID = "distribution_invalid"
 NOT_A_TRIGGER = "not_a_trigger"
 EVENT_BODY_PRUNED = "event_body_pruned"
 EVENT_UNPARSABLE = "event_unparsable"
@@ -96,7 +101,17 @@ async def rerun(
         _note(session, replay, delivery, problem)
         tally.skip(problem)
         return
-    current = MatchableDistribution(distribution.id, distribution.version, to_config(distribution))
+    try:
+        config = to_config(distribution)
+    except ValidationError as exc:
+        # Stored but unreadable (a hand edit, a rule tightened by an upgrade): intake leaves it
+        # out of matching; so does a replay, saying why, rather than failing the whole replay.
+        logger.error("replay %s: distribution %s is not valid: %s", replay.id, distribution.id,
+                     exc.errors(include_input=False))  # fmt: skip
+        _note(session, replay, delivery, DISTRIBUTION_INVALID)
+        tally.skip(DISTRIBUTION_INVALID)
+        return
+    current = MatchableDistribution(distribution.id, distribution.version, config)
     planned = plan_deliveries(envelope=envelope, distributions=[current])
     if not planned:
         reason = NOT_A_TRIGGER if event.event_type not in distribution.triggers else "filtered_out"
