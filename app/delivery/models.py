@@ -78,6 +78,7 @@ class Delivery(TimestampMixin, Base):
     run_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("runs.id", ondelete="SET NULL")
     )
+    # Text; bounded by `runs.executor.member_key` (it is in a unique index).
     run_member: Mapped[str | None] = mapped_column(Text)
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 

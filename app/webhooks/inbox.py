@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import URL
 
 from app.db.nul import without_nul
-from app.db.raw import keep_session
+from app.db.raw import DATA_ERRORS, keep_session
 from app.distributions.schemas import DistributionConfig
 from app.errors import DatabaseUnavailableError
 from app.webhooks import event_time
@@ -109,13 +109,6 @@ SELECT id, outcome, voucherify_event_id, source_id FROM webhook_events
 WHERE (voucherify_event_id, source_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 
-# Errors that one event's values cause (a value Postgres cannot take, a key over an index's
-# limit): that event is stored without its deliveries (outcome failed) rather than refused.
-DATA_ERRORS = (
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-    asyncpg.ProgramLimitExceededError,
-)
 # Errors that mean "the database is not there right now": answer 503 so Voucherify retries.
 CONNECTION_ERRORS = (
     OSError,

@@ -5,7 +5,8 @@ A customer `source_id` of 300 characters (Braze takes external ids up to 987 byt
 `deliveries.braze_user_key` (varchar 300): the webhook was answered 500 on every try, so
 Voucherify retried it for a day and never got it stored. The length is now bounded where the
 value is made, with a reason (the mapping skips an identifier over 987 bytes as
-`no_identifier`), not by a column that fails the insert. varchar to text changes no stored byte: Postgres rewrites neither table nor index.
+`no_identifier`; a run member key over 1,024 bytes is kept as its start and a digest), not by a
+column that fails the insert. varchar to text changes no stored byte: Postgres rewrites neither table nor index.
 
 Event times more than a day ahead of when they were received (a `created_at` in year 9999 was
 seen) were stored as they came and made every later event of that user `stale`. Intake now
