@@ -4,14 +4,13 @@ Voucherify retries for a day, then pauses the whole webhook)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery.models import Delivery, DeliveryAttempt
 from app.webhooks import inbox as inbox_module
@@ -21,18 +20,9 @@ from app.webhooks.inbox import Inbox
 from app.webhooks.models import WebhookEvent
 from tests.conftest import READER
 from tests.factories import sample
-from tests.webhooks.test_intake import SEGMENT, add_distribution, post
+from tests.webhooks.test_intake import SEGMENT, add_distribution, client, post, session
 
-
-@pytest.fixture
-def client(committing_client: httpx.AsyncClient) -> httpx.AsyncClient:
-    return committing_client
-
-
-@pytest.fixture
-async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    async with AsyncSession(engine, expire_on_commit=False) as session:
-        yield session
+__all__ = ["client", "session"]  # intake's fixtures: a committing client, a separate session
 
 
 def entered(event_id: str, source_id: str) -> dict[str, Any]:
