@@ -12,7 +12,7 @@ intake uses), then
   identifier, ...), queues nothing: skipped with that reason, the delivery left as it was.
 Each delivery touched gets an attempt row with the replay id, saying what the replay did.
 A forced replay also sets back recorded event times later than the delivery's, so that its
-value wins over `stale` (`delivery.state_reset`); the attempt row names them.
+value wins over `stale` (`app/delivery/state_reset.py`); the attempt row names them.
 
 Deliveries that came from no event (or whose event body was pruned) can only be sent as stored.
 """
