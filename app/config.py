@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     # Voucherify: incoming webhook secrets (comma separated, for rotation) and the API.
     voucherify_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    event_time_max_ahead_seconds: float = Field(
+        default=86_400, gt=0,
+        description="An event time more than this far ahead of the moment its webhook is "
+        "received (a wrong clock, a `created_at` in year 9999) is replaced by the time "
+        "received, with a note on each delivery: taken as it is, it would make every later "
+        "event of that user `stale`. One day covers any real clock skew.",
+    )  # fmt: skip
     api_max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         ge=64 * 1024,

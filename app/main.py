@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -93,6 +94,7 @@ def create_app(
             app.state.engine.url,
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout_seconds,
+            max_event_time_ahead=timedelta(seconds=settings.event_time_max_ahead_seconds),
             on_deliveries=app.state.wake_worker.set,
         )
         app.state.metrics_database = DatabaseState(

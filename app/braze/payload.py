@@ -137,6 +137,17 @@ def value_problems(path: str, key: str, value: object) -> list[str]:
     return problems
 
 
+def unsendable(obj: BrazeObject) -> str | None:
+    """Why no request can carry this object, even alone (None: one can)."""
+    try:
+        size = len(encode_json(dict(obj)))
+    except ValueError as exc:
+        return f"not encodable as JSON: {exc}"
+    if _ENVELOPE_BYTES + size > MAX_BODY_BYTES:
+        return f"encodes to {size} bytes, more than one request may carry"
+    return None
+
+
 def split_into_batches(
     objects: Sequence[BrazeObject],
     *,

@@ -10,3 +10,12 @@ async def keep_session(connection: asyncpg.Connection) -> None:
     RESET ALL) on every release: a round trip each time. Safe because these pools never leave
     session state behind: settings are `SET LOCAL` or startup parameters, locks are per
     transaction, nothing LISTENs. asyncpg still rolls back a transaction left open."""
+
+
+# Errors a row's own values cause (a value Postgres cannot take, a key over an index's limit):
+# retrying the same row fails the same way, so the writer settles it otherwise, with the reason.
+DATA_ERRORS = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+)

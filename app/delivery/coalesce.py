@@ -2,7 +2,9 @@
 
 For each attribute the value of the newest event wins. Against `attribute_state`, a value
 equal to the one Braze already has is left out (`unchanged`: Braze bills every attribute sent),
-and a value from an event older than the one that set the current value is refused (`stale`).
+and a value from an event older than the one that set the current value is refused (`stale`),
+unless its delivery is forced (an operator's replay with `force`: the operator says this value
+is the one Braze must hold).
 Pure: the caller loads the deliveries and the state and acts on the plan.
 """
 
@@ -138,7 +140,10 @@ def _plan_user(
     left_out: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for name, (value, event_time, delivery) in candidates.items():
         current = known.get((user_key, name))
-        if current is not None and _stale(event_time, current):
+        # Older than the newest event whose value Braze may hold (a send with an unknown
+        # outcome counts: Braze may have applied it).
+        known_time = current.newest_event_time if current is not None else None
+        if _older(event_time, known_time) and not delivery.force:
             left_out[delivery.id][STALE].append(name)
         elif (
             current is not None and current.value == value and not delivery.force
@@ -150,7 +155,10 @@ def _plan_user(
                 result.confirmed.append((user_key, name, value, event_time, delivery.id))
         else:
             obj[name] = value
-            update.sources[name] = (event_time, delivery.id)
+            # Recorded with the newest time known: attribute_state never goes back in time nor
+            # forgets a time it knew (a value without one, or a forced older one, would let an
+            # older event through next), and so it can record what Braze now holds.
+            update.sources[name] = (_newest(event_time, known_time), delivery.id)
 
     for delivery_id, reasons in left_out.items():
         result.omitted[delivery_id] = {reason: names for reason, names in reasons.items()}
@@ -162,11 +170,9 @@ def _plan_user(
         result.skipped[delivery.id] = STALE if STALE in reasons else UNCHANGED
 
 
-def _stale(event_time: datetime | None, current: KnownValue) -> bool:
-    """Older than the newest event whose value Braze may hold (a send with an unknown outcome
-    counts: Braze may have applied it)."""
-    return _older(event_time, current.newest_event_time)
-
-
 def _older(event_time: datetime | None, current: datetime | None) -> bool:
     return event_time is not None and current is not None and event_time < current
+
+
+def _newest(event_time: datetime | None, known: datetime | None) -> datetime | None:
+    return known if event_time is None or _older(event_time, known) else event_time

@@ -49,8 +49,10 @@ class Delivery(TimestampMixin, Base):
         BigInteger, ForeignKey("webhook_events.id", ondelete="SET NULL")
     )
     trigger: Mapped[str] = mapped_column(String(10), nullable=False, server_default="webhook")
-    # `<identity type>:<value>`: the key that coalescing and attribute_state group by.
-    braze_user_key: Mapped[str | None] = mapped_column(String(300))
+    # `<identity type>:<value>`: the key that coalescing and attribute_state group by. Text:
+    # the mapping bounds identifiers (987 bytes, Braze's limit) and skips longer ones with a
+    # reason; a column limit would fail the whole insert instead (and the webhook with it).
+    braze_user_key: Mapped[str | None] = mapped_column(Text)
     # The resolved Braze attributes object, or the reason nothing is sent.
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     skip_reason: Mapped[str | None] = mapped_column(String(50))
@@ -76,7 +78,8 @@ class Delivery(TimestampMixin, Base):
     run_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("runs.id", ondelete="SET NULL")
     )
-    run_member: Mapped[str | None] = mapped_column(String(255))
+    # Text; bounded by `runs.executor.member_key` (it is in a unique index).
+    run_member: Mapped[str | None] = mapped_column(Text)
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
@@ -176,7 +179,7 @@ class AttributeState(Base):
 
     __tablename__ = "attribute_state"
 
-    braze_user_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    braze_user_key: Mapped[str] = mapped_column(Text, primary_key=True)
     attribute: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)
     event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

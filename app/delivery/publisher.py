@@ -22,8 +22,10 @@ from typing import Any
 
 import asyncpg
 import orjson
+from pydantic import ValidationError
 
 from app.db.nul import without_nul
+from app.db.raw import DATA_ERRORS
 from app.delivery.budget import timed
 from app.delivery.claims import Reaping, reap_expired_leases
 from app.delivery.hold import NOT_PAUSED
@@ -32,6 +34,7 @@ from app.delivery.reporting import SETTLED, log_given_up
 from app.delivery.retry import retry_delay
 from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
+from app.errors import short_error
 from app.metrics.registry import count_settled
 from app.runs.envelope import run_config, run_event_id
 from app.voucherify.client import VoucherifyClient
@@ -145,8 +148,8 @@ class Publisher:
         attempts = {r["id"]: r["attempts"] for r in claimed}
         settled: Counter[tuple[str, str]] = Counter()
         for row in rows:
-            outcome = await self._complete(row, attempts[row["id"]])
-            await self._settle(row["id"], outcome)
+            outcome = await self._complete_or_fail(row, attempts[row["id"]])
+            outcome = await self._settle(row["id"], outcome)
             if outcome.status in SETTLED:
                 settled[(outcome.status, outcome.skip_reason or "")] += 1
             if outcome.status in (FAILED, DEAD):
@@ -155,11 +158,36 @@ class Publisher:
             count_settled(status, reason, deliveries)
         return len(rows)
 
+    async def _complete_or_fail(self, row: asyncpg.Record, attempts: int) -> Outcome:
+        """What became of one delivery. Whatever goes wrong with it settles it, with the reason:
+        raised, it would leave the delivery in flight, claimed again every lease, for ever, and
+        the rest of its batch with it."""
+        try:
+            return await self._complete(row, attempts)
+        except Exception as exc:
+            logger.exception("delivery %s: could not be completed", row["id"])
+            return Outcome("failed", "failed", f"internal_error: {short_error(exc)}", counts=True)
+
     async def _complete(self, row: asyncpg.Record, attempts: int) -> Outcome:
-        envelope = orjson.loads(row["raw_body"]) if row["raw_body"] is not None else row["context"]
+        try:
+            envelope = (
+                orjson.loads(row["raw_body"]) if row["raw_body"] is not None else row["context"]
+            )
+        except orjson.JSONDecodeError as exc:
+            return Outcome("failed", "failed", f"invalid_event: the stored body is not JSON: {exc}",
+                           counts=True)  # fmt: skip
         if envelope is None:
             return Outcome("failed", "failed", "the event is no longer stored (retention)")
-        config = DistributionConfig.model_validate({k: row[k] for k in _CONFIG_FIELDS})
+        if not isinstance(envelope, dict):
+            return Outcome("failed", "failed", "invalid_event: the stored event is not an object",
+                           counts=True)  # fmt: skip
+        try:
+            config = DistributionConfig.model_validate({k: row[k] for k in _CONFIG_FIELDS})
+        except ValidationError as exc:
+            # Intake leaves such a distribution out of matching; what it queued before fails
+            # here, to be replayed once the distribution is fixed.
+            return Outcome("failed", "failed", f"invalid_distribution: {_problems(exc)}",
+                           counts=True)  # fmt: skip
         event_key = row["voucherify_event_id"]
         if row["run_id"] is not None:
             config, event_key = run_config(config), run_event_id(row["run_id"])
@@ -216,7 +244,20 @@ class Publisher:
         self._customers[customer_id] = (time.monotonic(), customer)
         return customer
 
-    async def _settle(self, delivery_id: int, outcome: Outcome) -> None:
+    async def _settle(self, delivery_id: int, outcome: Outcome) -> Outcome:
+        """Record the outcome; one Postgres refuses (a value no check foresaw) fails the
+        delivery instead, saying why. The outcome recorded."""
+        try:
+            await self._record(delivery_id, outcome)
+            return outcome
+        except DATA_ERRORS as exc:
+            logger.exception("delivery %s: its outcome could not be stored", delivery_id)
+            failed = Outcome("failed", "failed", f"unstorable_result: {short_error(exc)}",
+                             counts=True)  # fmt: skip
+            await self._record(delivery_id, failed)
+            return failed
+
+    async def _record(self, delivery_id: int, outcome: Outcome) -> None:
         now = datetime.now(UTC)
         next_at = now + outcome.retry_in if outcome.retry_in is not None else now
         attributes = orjson.dumps(outcome.attributes).decode() if outcome.attributes else None
@@ -228,6 +269,14 @@ class Publisher:
                 outcome.skip_reason, message, next_at, 1 if outcome.counts else 0,
                 self.worker_id, outcome.outcome, message,
             )  # fmt: skip
+
+
+def _problems(exc: ValidationError) -> str:
+    """Where and what, never the values (they may quote a customer)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'distribution'}: {e['msg']}"
+        for e in exc.errors(include_input=False)
+    )
 
 
 def _publishable(customer: dict[str, Any]) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult, BrazeClient
-from app.braze.payload import MAX_BODY_BYTES, split_into_batches
+from app.braze.payload import MAX_BODY_BYTES, BrazeObject, split_into_batches, unsendable
 from app.delivery import coalesce
 from app.delivery.failures import FailureStreak
 from app.delivery.gate import BrazeGate, GateState
-from app.delivery.models import SKIPPED
+from app.delivery.models import FAILED, SKIPPED
 from app.delivery.outcomes import DeliveryChange, put_back, settle
 from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.reporting import (
@@ -221,13 +221,18 @@ class Worker:
             DATA_POINTS_SAVED.inc(plan.data_points_saved)
         if plan.skipped or plan.confirmed:
             await self._record_skipped(plan)
-        batches = split_into_batches(
-            [u.object for u in plan.updates], max_objects=self.config.batch_size,
-            max_bytes=MAX_BODY_BYTES,
-        )  # fmt: skip
+        sendable = plan.updates
+        try:
+            batches = self._batches(sendable)
+        except ValueError:
+            # An object no request can carry (several distributions mapping large values for
+            # one user): raised, it would hold every user claimed with it in flight, claimed
+            # again every lease. It fails alone, saying why; the others go out.
+            sendable = await self._fail_unsendable(sendable)
+            batches = self._batches(sendable)
         position, probing = 0, work.probing
         for batch in batches:
-            updates = plan.updates[position : position + len(batch)]
+            updates = sendable[position : position + len(batch)]
             position += len(batch)
             await self._send(
                 updates, plan.omitted, work.claimed, probing=probing,
@@ -372,6 +377,31 @@ class Worker:
             omitted=plan.omitted, skip_reasons=plan.skipped, confirmed=plan.confirmed,
         )  # fmt: skip
         count_settled_changes(landed_changes(changes, applied), plan.skipped)
+
+    def _batches(self, updates: list[coalesce.UserUpdate]) -> list[list[BrazeObject]]:
+        return split_into_batches(
+            [u.object for u in updates], max_objects=self.config.batch_size,
+            max_bytes=MAX_BODY_BYTES,
+        )  # fmt: skip
+
+    async def _fail_unsendable(
+        self, updates: list[coalesce.UserUpdate]
+    ) -> list[coalesce.UserUpdate]:
+        """Record the updates no request can carry as failed; the others, to send."""
+        sendable: list[coalesce.UserUpdate] = []
+        changes: list[DeliveryChange] = []
+        for update in updates:
+            reason = unsendable(update.object)
+            if reason is None:
+                sendable.append(update)
+                continue
+            changes += [DeliveryChange(i, FAILED, "failed", f"unsendable: {reason}")
+                        for i in update.delivery_ids]  # fmt: skip
+        applied = await self.queue.record(
+            call=None, started_at=datetime.now(UTC), changes=changes, updates=[], omitted={}
+        )
+        count_settled_changes(landed_changes(changes, applied))
+        return sendable
 
     def _count(self, changes: list[DeliveryChange]) -> None:
         for change in changes:

@@ -15,7 +15,10 @@ from app.distributions.paths import MISSING, lookup
 from app.distributions.schemas import DistributionConfig, Identity
 
 MAX_STRING_LENGTH = 255  # Braze string attribute values
-MAX_EXTERNAL_ID_BYTES = 987  # Braze EXTERNAL_USER_ID_TOO_LARGE
+# Braze refuses longer external ids (EXTERNAL_USER_ID_TOO_LARGE). It documents no limit for
+# alias names, emails or braze ids; no real one is longer, and the key made of it is indexed
+# (attribute_state, deliveries), which takes no value of any length: the same bound for all.
+MAX_IDENTIFIER_BYTES = 987
 
 # Why a delivery is not sent. Stored on the delivery and counted in metrics.
 FILTERED_OUT = "filtered_out"
@@ -212,8 +215,12 @@ def _identity(identity: Identity, context: Mapping[str, Any]) -> tuple[str, dict
             NO_IDENTIFIER,
             f"{identity.path} contains the NUL character (\\u0000): no Braze {identity.type}",
         )
-    if identity.type == "external_id" and len(text.encode()) > MAX_EXTERNAL_ID_BYTES:
-        return Skip(NO_IDENTIFIER, f"{identity.path} is longer than Braze's 987 bytes")
+    if (size := len(text.encode())) > MAX_IDENTIFIER_BYTES:
+        return Skip(
+            NO_IDENTIFIER,
+            f"{identity.path} is {size} bytes: longer than the {MAX_IDENTIFIER_BYTES} bytes "
+            f"Braze takes for an identifier, no Braze {identity.type}",
+        )
     if identity.type == "user_alias":
         alias = {"alias_name": text, "alias_label": identity.alias_label}
         return f"user_alias:{identity.alias_label}:{text}", {"user_alias": alias}

@@ -47,6 +47,9 @@ class Replay(Base):
     skipped: Mapped[dict[str, int]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # Forced replays: attribute_state entries set back to the replayed delivery's event time,
+    # so that its value wins over `stale` (app/delivery/state_reset.py).
+    state_reset: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Background replays: the rows are those with ids up to `last_id` (fixed when asked, so
     # rows that arrive later are not swept in), worked through in id order; `checkpoint` is
     # the last id done, committed with each batch, so a replay resumes where a crash left it.

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.delivery import state_reset
 from app.delivery.models import DEAD, DELIVERED, FAILED, PENDING, SKIPPED, Delivery, DeliveryAttempt
 from app.errors import ConflictError, NotFoundError
 from app.ops.auth import OpsPrincipal
@@ -45,10 +46,17 @@ async def replay_delivery(
     delivery.attempts = 0  # a replay gets the whole retry schedule again, as every replay does
     delivery.replay_id = replay.id
     delivery.skip_reason = None
+    await session.flush()
+    # Forced: the operator's value wins over stale (`state_reset`), and the answer says so.
+    resets = []
+    if force:
+        resets = await state_reset.reset_for_forced_replay(session, delivery_id=delivery_id)
+    replay.state_reset = len(resets)
     session.add(
         DeliveryAttempt(
             delivery_id=delivery_id, outcome="replay_queued", replay_id=replay.id,
-            message=f"replay asked by {principal.name}" + (" (force)" if force else ""),
+            message=f"replay asked by {principal.name}" + (" (force)" if force else "")
+            + state_reset.describe(resets),
         )
     )  # fmt: skip
     await session.flush()

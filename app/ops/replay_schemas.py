@@ -100,6 +100,11 @@ class ReplayRead(BaseModel):
     matched: int = Field(description="rows looked at so far")
     queued: int = Field(description="deliveries queued so far")
     skipped: dict[str, int] = Field(description="rows that queued nothing, by reason")
+    state_reset: int = Field(
+        description="forced replays: recorded attribute values whose event time was later than "
+        "the replayed delivery's, set back to it so that the forced value wins over `stale` "
+        "(each delivery's attempt log names them)"
+    )
     started_at: datetime | None
     finished_at: datetime | None
     last_error: str | None = Field(

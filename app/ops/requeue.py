@@ -11,19 +11,24 @@ intake uses), then
 - an event the distribution no longer matches, or one the mapping skips (no consent, no
   identifier, ...), queues nothing: skipped with that reason, the delivery left as it was.
 Each delivery touched gets an attempt row with the replay id, saying what the replay did.
+A forced replay also sets back recorded event times later than the delivery's, so that its
+value wins over `stale` (`app/delivery/state_reset.py`); the attempt row names them.
 
 Deliveries that came from no event (or whose event body was pruned) can only be sent as stored.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.nul import without_nul
+from app.delivery import state_reset
 from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery, DeliveryAttempt
 from app.distributions.models import Distribution
 from app.distributions.service import to_config
@@ -32,10 +37,13 @@ from app.webhooks import envelope as envelope_parser
 from app.webhooks.matching import MatchableDistribution, plan_deliveries
 from app.webhooks.models import WebhookEvent
 
+logger = logging.getLogger(__name__)
+
 # Why a replay queued nothing for a pair (besides the mapping's own skip reasons).
 ALREADY_QUEUED = "already_queued"
 DISTRIBUTION_PAUSED = "distribution_paused"
 DISTRIBUTION_DELETED = "distribution_deleted"
+DISTRIBUTION_INVALID = "distribution_invalid"
 NOT_A_TRIGGER = "not_a_trigger"
 EVENT_BODY_PRUNED = "event_body_pruned"
 EVENT_UNPARSABLE = "event_unparsable"
@@ -49,6 +57,8 @@ class Tally:
     matched: int = 0
     queued: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    # attribute_state entries a forced replay set back (see `state_reset`)
+    state_reset: int = 0
 
     def skip(self, reason: str) -> None:
         self.matched += 1
@@ -61,6 +71,7 @@ class Tally:
     def add_to(self, replay: Replay) -> None:
         replay.matched += self.matched
         replay.queued += self.queued
+        replay.state_reset += self.state_reset
         replay.skipped = dict(Counter(replay.skipped) + self.skipped)
 
 
@@ -90,7 +101,17 @@ async def rerun(
         _note(session, replay, delivery, problem)
         tally.skip(problem)
         return
-    current = MatchableDistribution(distribution.id, distribution.version, to_config(distribution))
+    try:
+        config = to_config(distribution)
+    except ValidationError as exc:
+        # Stored but unreadable (a hand edit, a rule tightened by an upgrade): intake leaves it
+        # out of matching; so does a replay, saying why, rather than failing the whole replay.
+        logger.error("replay %s: distribution %s is not valid: %s", replay.id, distribution.id,
+                     exc.errors(include_input=False))  # fmt: skip
+        _note(session, replay, delivery, DISTRIBUTION_INVALID)
+        tally.skip(DISTRIBUTION_INVALID)
+        return
+    current = MatchableDistribution(distribution.id, distribution.version, config)
     planned = plan_deliveries(envelope=envelope, distributions=[current])
     if not planned:
         reason = NOT_A_TRIGGER if event.event_type not in distribution.triggers else "filtered_out"
@@ -120,10 +141,7 @@ async def rerun(
         _note(session, replay, delivery, row["skip_reason"])
         tally.skip(row["skip_reason"])
         return
-    _queue(delivery, replay)
-    await session.flush()
-    _record(session, replay, delivery, f"version {distribution.version}")
-    tally.queue()
+    await _queue(session, delivery, replay, tally, f"version {distribution.version}")
 
 
 async def _resend_as_stored(
@@ -133,12 +151,12 @@ async def _resend_as_stored(
         _note(session, replay, delivery, NOTHING_TO_SEND)
         tally.skip(NOTHING_TO_SEND)
         return
-    _queue(delivery, replay)
-    _record(session, replay, delivery, "as stored (no event to map again)")
-    tally.queue()
+    await _queue(session, delivery, replay, tally, "as stored (no event to map again)")
 
 
-def _queue(delivery: Delivery, replay: Replay) -> None:
+async def _queue(
+    session: AsyncSession, delivery: Delivery, replay: Replay, tally: Tally, what: str
+) -> None:
     delivery.status = PENDING
     delivery.next_attempt_at = datetime.now(UTC)
     delivery.attempts = 0  # a replay gets the whole retry schedule again
@@ -146,16 +164,20 @@ def _queue(delivery: Delivery, replay: Replay) -> None:
     delivery.replay_id = replay.id
     delivery.lease_expires_at = None
     delivery.leased_by = None
-
-
-def _record(session: AsyncSession, replay: Replay, delivery: Delivery, what: str) -> None:
+    await session.flush()
+    resets = []
+    if replay.force:
+        resets = await state_reset.reset_for_forced_replay(session, delivery_id=delivery.id)
     force = " (force)" if replay.force else ""
     session.add(
         DeliveryAttempt(
             delivery_id=delivery.id, outcome="replay_queued", replay_id=replay.id,
-            message=f"{replay.kind} replay asked by {replay.requested_by}{force}: {what}",
+            message=f"{replay.kind} replay asked by {replay.requested_by}{force}: {what}"
+            + state_reset.describe(resets),
         )
     )  # fmt: skip
+    tally.queue()
+    tally.state_reset += len(resets)
 
 
 def _note(session: AsyncSession, replay: Replay, delivery: Delivery | None, reason: str) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 
 from app.braze.models import BrazeRequest
 from app.db.session import SessionDep
@@ -28,6 +28,7 @@ from app.ops.schemas import (
     EventSummary,
     Page,
 )
+from app.webhooks.matching import Outcome
 from app.webhooks.models import WebhookEvent
 
 router = APIRouter(prefix="/api/v1", tags=["audit"], responses=OPS_ERROR_RESPONSES)
@@ -71,7 +72,7 @@ def _window(since: datetime | None, until: datetime | None) -> None:
 @router.get("/events", summary="Stored webhooks, newest first")
 async def list_events(
     session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
-    type: str | None = None, outcome: Literal["matched", "unmatched", "ignored"] | None = None,
+    type: str | None = None, outcome: Outcome | None = None,
     customer: Annotated[str | None, Query(description="customer id or source_id")] = None,
     since: Since = None, until: Until = None,
 ) -> Page[EventSummary]:  # fmt: skip
@@ -150,6 +151,10 @@ class ReplayQueued(BaseModel):
     replay_id: uuid.UUID
     delivery_id: int
     status: Literal["pending"]
+    state_reset: int = Field(
+        description="with force: recorded attribute values whose event time was later than this "
+        "delivery's, set back to it so that it wins over `stale` (its attempt log names them)"
+    )
 
 
 @router.post(
@@ -171,7 +176,10 @@ async def replay_one(
     wake = getattr(request.app.state, "wake_worker", None)
     if wake is not None:
         wake.set()
-    return ReplayQueued(replay_id=replay.id, delivery_id=delivery_id, status="pending")
+    return ReplayQueued(
+        replay_id=replay.id, delivery_id=delivery_id, status="pending",
+        state_reset=replay.state_reset,
+    )  # fmt: skip
 
 
 @router.get("/braze-requests/{request_id}", summary="One Braze call and the deliveries it carried")

@@ -15,12 +15,14 @@ asking for a long wait (429 past what the client sleeps) is no failure: the run 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
+from app.db.jsonb import jsonb_problem
 from app.db.nul import contains_nul, without_nul
 from app.delivery.failures import FailureStreak, poll_until_stopped
 from app.runs.backoff import FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS, give_up_message, paging_delay
@@ -39,6 +41,7 @@ from app.voucherify.segments import MemberCursor
 
 logger = logging.getLogger(__name__)
 
+MAX_MEMBER_KEY_BYTES = 1024
 # Listed customers are fetched one request each: store them in small pages so that the lease
 # is renewed often even when the Voucherify budget (100 a minute) paces the requests.
 LISTED_PAGE = 10
@@ -195,13 +198,18 @@ class RunExecutor:
         return self._member(run, ref, customer, None)
 
     def _member(
-        self, run: ClaimedRun, key: str, customer: dict[str, Any], segment_id: str | None
+        self, run: ClaimedRun, ref: str, customer: dict[str, Any], segment_id: str | None
     ) -> Member:
+        key = member_key(ref)
         if contains_nul(customer):
             # Postgres cannot keep it, and a cleaned copy could address another Braze user.
             reason = "invalid_customer: the customer's data contains the NUL character (\\u0000)"
             return Member(without_nul(key), None, reason)
-        return Member(key, self._envelope(run, customer, segment_id))
+        envelope = self._envelope(run, customer, segment_id)
+        if (problem := jsonb_problem(envelope)) is not None:
+            # Stored, it would stop the code lane at every claim that returns it.
+            return Member(key, None, f"invalid_customer: the customer's data is {problem}")
+        return Member(key, envelope)
 
     def _envelope(
         self, run: ClaimedRun, customer: dict[str, Any], segment_id: str | None
@@ -214,6 +222,15 @@ class RunExecutor:
     def _check_stop(self) -> None:
         if self._stop.is_set():
             raise Stopping
+
+
+def member_key(ref: str) -> str:
+    """A member's key in its run: the customer id (or the reference the audience listed). The
+    key is in a unique index, which takes no value of any length: an id over 1,024 bytes (no
+    real one is) is kept as its start and a digest, still one key per customer."""
+    if len(ref.encode()) <= MAX_MEMBER_KEY_BYTES:
+        return ref
+    return f"{ref[:100]}...sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
 
 
 def _describe(audience: dict[str, Any]) -> str:

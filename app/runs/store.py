@@ -4,6 +4,7 @@ with its checkpoint in one transaction, and close runs whose deliveries have all
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,8 +13,13 @@ from typing import Any
 
 import asyncpg
 
+from app.db.nul import without_nul
+from app.db.raw import DATA_ERRORS
 from app.delivery.hold import HELD_UNTIL
+from app.errors import short_error
 from app.runs.progress import PROGRESS_SQL, summarize
+
+logger = logging.getLogger(__name__)
 
 # Due: scheduled and its time has come, or running under a lease that expired (a dead worker,
 # a wait after Voucherify was unavailable, a resume) while members were still being paged.
@@ -145,21 +151,46 @@ class RunStore:
     async def add_members(
         self, run: ClaimedRun, members: Sequence[Member], *, checkpoint: dict[str, Any]
     ) -> None:
-        """Store the members' deliveries and move the checkpoint past them, atomically."""
+        """Store the members' deliveries and move the checkpoint past them, atomically. A page
+        Postgres refuses is stored member by member, the refused ones as failed with the reason:
+        failing, the page would be paged again at every lease, for ever."""
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                _MEMBERS, run.distribution_id, run.distribution_version, run.id, run.started_at,
-                [m.key for m in members],
-                [json.dumps(m.envelope) if m.envelope is not None else None for m in members],
-                ["pending" if m.failure is None else "failed" for m in members],
-                [m.failure for m in members],
-            )  # fmt: skip
+            try:
+                async with connection.transaction():  # a savepoint
+                    await self._insert(connection, run, members)
+            except DATA_ERRORS:
+                for member in members:
+                    await self._insert_alone(connection, run, member)
             status = await connection.execute(
                 _ADVANCE, run.id, self.worker_id, len(members), json.dumps(checkpoint),
                 self._lease,
             )  # fmt: skip
             if status.endswith(" 0"):
                 raise LostLeaseError(f"run {run.id} is no longer ours")
+
+    async def _insert(
+        self, connection: asyncpg.Connection, run: ClaimedRun, members: Sequence[Member]
+    ) -> None:
+        await connection.execute(
+            _MEMBERS, run.distribution_id, run.distribution_version, run.id, run.started_at,
+            [m.key for m in members],
+            [json.dumps(m.envelope) if m.envelope is not None else None for m in members],
+            ["pending" if m.failure is None else "failed" for m in members],
+            [m.failure for m in members],
+        )  # fmt: skip
+
+    async def _insert_alone(
+        self, connection: asyncpg.Connection, run: ClaimedRun, member: Member
+    ) -> None:
+        try:
+            async with connection.transaction():
+                await self._insert(connection, run, [member])
+        except DATA_ERRORS as exc:
+            logger.warning("run %d: member %r refused by Postgres: %s", run.id,
+                           without_nul(member.key)[:100], short_error(exc))  # fmt: skip
+            failure = f"invalid_customer: the customer's data cannot be stored: {short_error(exc)}"
+            refused = Member(without_nul(member.key), None, without_nul(failure))
+            await self._insert(connection, run, [refused])
 
     async def paged(self, run_id: int) -> None:
         await self.pool.execute(_PAGED, run_id, self.worker_id)

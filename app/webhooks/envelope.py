@@ -34,19 +34,22 @@ class Envelope:
         return self.event_type in KNOWN_TRIGGERS
 
 
-MAX_ID_LENGTH = 100  # the inbox columns; Voucherify's ids are ~25 characters
+# The ids of the inbox's unique key; Voucherify's are ~25 characters. A longer one is refused
+# (400) before any insert: the key's index cannot take values of any length.
+MAX_ID_LENGTH = 100
 
 
 def _given(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
 
-def _text(value: Any, limit: int = 255) -> str | None:
-    """A non-empty string that fits its column, else None (these are search keys, not data).
-    Postgres text cannot hold the NUL character: a key with one is no key."""
-    if isinstance(value, str) and value and len(value) <= limit and "\x00" not in value:
-        return value
-    return None
+def _text(value: Any, limit: int | None = None) -> str | None:
+    """A non-empty string (within `limit`, when given), else None: these columns are search
+    keys; the raw body keeps the data. Postgres text cannot hold the NUL character: a key with
+    one is no key."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return None
+    return value if limit is None or len(value) <= limit else None
 
 
 def parse(raw: bytes) -> Envelope:
@@ -95,11 +98,11 @@ def from_body(body: Any) -> Envelope:
         event_id=event["id"],
         event_type=event["type"],
         source_id=source["id"],
+        # `webhook` or `distribution`; anything else is no kind voucher-relay knows.
         source_object=_text(source.get("object"), 20) or "unknown",
-        send_out_id=_text(body.get("id"), MAX_ID_LENGTH),
-        project_id=_text(body.get("project_id"), MAX_ID_LENGTH),
-        customer_id=_text(customer.get("id"), MAX_ID_LENGTH)
-        or _text(voucher.get("holder_id"), MAX_ID_LENGTH),
+        send_out_id=_text(body.get("id")),
+        project_id=_text(body.get("project_id")),
+        customer_id=_text(customer.get("id")) or _text(voucher.get("holder_id")),
         customer_source_id=_text(customer.get("source_id")),
         occurred_at=event_time(body),
     )

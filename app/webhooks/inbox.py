@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -34,9 +35,10 @@ from pydantic import ValidationError
 from sqlalchemy.engine import URL
 
 from app.db.nul import without_nul
-from app.db.raw import keep_session
+from app.db.raw import DATA_ERRORS, keep_session
 from app.distributions.schemas import DistributionConfig
 from app.errors import DatabaseUnavailableError
+from app.webhooks import event_time
 from app.webhooks.envelope import Envelope
 from app.webhooks.matching import MatchableDistribution, Outcome, plan_deliveries
 from app.webhooks.signature import SignatureResult
@@ -60,10 +62,10 @@ incoming AS (
     SELECT * FROM unnest(
         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
         $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::text[],
-        $14::int[], $15::text[]
+        $14::int[], $15::text[], $16::text[]
     ) AS i(voucherify_event_id, source_id, source_object, send_out_id, project_id, event_type,
            customer_id, customer_source_id, event_created_at, raw_body,
-           signature_result, outcome, deliveries_created, deliveries)
+           signature_result, outcome, deliveries_created, deliveries, time_note)
 ),
 event AS (
     INSERT INTO webhook_events (
@@ -88,7 +90,15 @@ created AS (
     CROSS JOIN jsonb_to_recordset(incoming.deliveries::jsonb) AS d(
         distribution_id uuid, distribution_version int, braze_user_key text, attributes jsonb,
         skip_reason text, last_error text, status text)
-    RETURNING 1
+    RETURNING id, event_id
+),
+-- Rare: an event time replaced (app/webhooks/event_time.py); each delivery's log says so.
+noted AS (
+    INSERT INTO delivery_attempts (delivery_id, outcome, message)
+    SELECT created.id, '{event_time.OUTCOME}', incoming.time_note
+    FROM created JOIN event ON event.id = created.event_id
+    JOIN incoming USING (voucherify_event_id, source_id)
+    WHERE incoming.time_note IS NOT NULL
 )
 SELECT (SELECT ok FROM fresh) AS fresh, (SELECT count(*) FROM created) AS deliveries,
        event.id, event.voucherify_event_id, event.source_id
@@ -136,6 +146,8 @@ class _Pending:
     answer: asyncio.Future[StoredEvent] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # Its deliveries could not be stored: store the event alone (outcome failed).
+    without_deliveries: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -152,9 +164,11 @@ class Inbox:
         pool_size: int,
         connect_timeout: float,
         writers: int = 4,
+        max_event_time_ahead: timedelta = timedelta(days=1),
         on_deliveries: Callable[[], None] | None = None,
     ) -> None:
         self._url = url
+        self._max_event_time_ahead = max_event_time_ahead
         # Called after a commit that created deliveries: wakes an in-process worker at once.
         self._on_deliveries = on_deliveries
         self._pool_size = max(pool_size, writers)
@@ -210,14 +224,27 @@ class Inbox:
             except Exception:
                 # One bad event must not fail the others: store them one by one.
                 for pending in batch:
-                    try:
-                        await self._write([pending])
-                    except CONNECTION_ERRORS as exc:
-                        # The database went away meanwhile: 503, so that Voucherify retries.
-                        _fail([pending], _unavailable(), exc)
-                    except Exception as exc:
-                        logger.exception("could not store webhook %s", pending.envelope.event_id)
-                        _fail([pending], exc, exc)
+                    await self._write_alone(pending)
+
+    async def _write_alone(self, pending: _Pending) -> None:
+        try:
+            await self._write([pending])
+        except CONNECTION_ERRORS as exc:
+            # The database went away meanwhile: 503, so that Voucherify retries.
+            _fail([pending], _unavailable(), exc)
+        except Exception as exc:
+            if isinstance(exc, DATA_ERRORS) and not pending.without_deliveries:
+                # Its deliveries hold what Postgres cannot take. A 5xx would be retried for a
+                # day (then Voucherify pauses the webhook), failing every time: keep the event.
+                logger.exception(
+                    "could not store the deliveries of webhook %s: storing the event alone "
+                    "(outcome failed); replay it once fixed", pending.envelope.event_id,
+                )  # fmt: skip
+                pending.without_deliveries = True
+                await self._write_alone(pending)
+                return
+            logger.exception("could not store webhook %s", pending.envelope.event_id)
+            _fail([pending], exc, exc)
 
     async def _write(self, batch: list[_Pending]) -> None:
         first: dict[tuple[str, str], _Pending] = {}
@@ -225,10 +252,14 @@ class Inbox:
             first.setdefault(pending.key, pending)
         unique = list(first.values())
         pool = await self._get_pool()
+        received = datetime.now(UTC)
+        times = [self._event_time(p, received) for p in unique]
         async with pool.acquire() as connection:
             for _ in range(3):
                 planned = [self._plan(p) for p in unique]
-                rows = await connection.fetch(_STORE, self._fingerprint, *_columns(unique, planned))
+                rows = await connection.fetch(
+                    _STORE, self._fingerprint, *_columns(unique, planned, times)
+                )
                 if not rows[0]["fresh"]:
                     await self._reload(connection)
                     continue
@@ -257,11 +288,33 @@ class Inbox:
 
     def _plan(self, pending: _Pending) -> tuple[Outcome, list[dict[str, Any]]]:
         envelope = pending.envelope
-        deliveries = plan_deliveries(envelope=envelope, distributions=self._distributions)
+        if pending.without_deliveries:
+            return "failed", []
+        try:
+            deliveries = plan_deliveries(envelope=envelope, distributions=self._distributions)
+        except Exception:
+            # A mapping bug for one odd body must not fail the batch, nor make Voucherify retry
+            # the event for a day: it is stored, to be replayed once the bug is fixed.
+            logger.exception(
+                "could not map webhook %s: stored without deliveries (outcome failed)",
+                envelope.event_id,
+            )
+            return "failed", []
         outcome: Outcome = (
             "ignored" if not envelope.known_type else "matched" if deliveries else "unmatched"
         )
         return outcome, deliveries
+
+    def _event_time(
+        self, pending: _Pending, received: datetime
+    ) -> tuple[datetime | None, str | None]:
+        envelope = pending.envelope
+        at, note = event_time.bounded_event_time(
+            envelope.occurred_at, received=received, max_ahead=self._max_event_time_ahead
+        )
+        if note is not None:
+            logger.warning("webhook %s: %s", envelope.event_id, note)
+        return at, note
 
     async def _existing(
         self, connection: asyncpg.Connection, keys: list[tuple[str, str]]
@@ -310,18 +363,20 @@ def _fail(batch: list[_Pending], error: BaseException, cause: BaseException) -> 
 
 
 def _columns(
-    batch: list[_Pending], planned: list[tuple[Outcome, list[dict[str, Any]]]]
+    batch: list[_Pending],
+    planned: list[tuple[Outcome, list[dict[str, Any]]]],
+    times: list[tuple[datetime | None, str | None]],
 ) -> list[list[Any]]:
     """The batch as one array per column, in the order of the statement's unnest()."""
-    columns: list[list[Any]] = [[] for _ in range(14)]
-    for pending, (outcome, deliveries) in zip(batch, planned, strict=True):
+    columns: list[list[Any]] = [[] for _ in range(15)]
+    for pending, (outcome, deliveries), (at, note) in zip(batch, planned, times, strict=True):
         envelope = pending.envelope
         values = (
             envelope.event_id, envelope.source_id, envelope.source_object, envelope.send_out_id,
             envelope.project_id, envelope.event_type, envelope.customer_id,
-            envelope.customer_source_id, envelope.occurred_at, pending.raw_body,
+            envelope.customer_source_id, at, pending.raw_body,
             pending.signature, outcome,
-            len(deliveries), _jsonb_text(deliveries),
+            len(deliveries), _jsonb_text(deliveries), note,
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)

@@ -12,7 +12,10 @@ from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
 from app.webhooks.envelope import Envelope
 
-Outcome = Literal["matched", "unmatched", "ignored"]
+# failed: stored, but its deliveries could not be planned or stored (the log says why); it is
+# answered 2xx all the same (a 5xx is retried for a day, then Voucherify pauses the webhook),
+# to be replayed (POST /api/v1/events/{id}/replay) once the cause is fixed.
+Outcome = Literal["matched", "unmatched", "ignored", "failed"]
 
 
 @dataclass(frozen=True)

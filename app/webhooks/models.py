@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Identity, Integer, LargeBinary, String, func
+from sqlalchemy import BigInteger, DateTime, Identity, Integer, LargeBinary, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.schema import Index, UniqueConstraint
 
@@ -19,11 +19,15 @@ class WebhookEvent(Base):
     # `source.id`: the project webhook (`wh_…`) or distribution (`distr_…`) that sent it.
     source_id: Mapped[str] = mapped_column(String(100), nullable=False)
     source_object: Mapped[str] = mapped_column(String(20), nullable=False)
-    send_out_id: Mapped[str | None] = mapped_column(String(100))
-    project_id: Mapped[str | None] = mapped_column(String(100))
+    # Ids in the unique key above are bounded by the envelope check (longer: 400, before any
+    # insert); the columns below are in no index and take any length the body limit lets in.
+    send_out_id: Mapped[str | None] = mapped_column(Text)
+    project_id: Mapped[str | None] = mapped_column(Text)
     event_type: Mapped[str] = mapped_column(String(100), nullable=False)
-    customer_id: Mapped[str | None] = mapped_column(String(100))
-    customer_source_id: Mapped[str | None] = mapped_column(String(255))
+    customer_id: Mapped[str | None] = mapped_column(Text)
+    customer_source_id: Mapped[str | None] = mapped_column(Text)
+    # The event's time as voucher-relay orders by it: the envelope's, unless that was too far
+    # ahead of the time received (EVENT_TIME_MAX_AHEAD_SECONDS); the raw body keeps the claim.
     event_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from app.delivery.coalesce import UserUpdate
+from app.delivery.outcomes import DeliveryChange
 from tests.delivery.conftest import Emulator, WorkerFactory, drain, enqueue
 
 NOW = datetime.now(UTC)
@@ -141,3 +143,43 @@ async def test_a_value_accepted_longer_ago_than_the_trust_period_is_sent_again(
     assert _amount(emulator) == 4497
     sent_at = await pool.fetchval("SELECT now() - sent_at FROM attribute_state")
     assert sent_at < timedelta(minutes=1)
+
+
+async def test_a_value_without_an_event_time_keeps_the_recorded_time(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    """Through the worker: coalescing records an untimed value at the time already known, so an
+    older event that comes next is still refused (issue 15)."""
+    worker = await make_worker()
+    known = NOW - timedelta(minutes=1)
+    await enqueue(pool, [("mia", {"amount": 1})], event_time=known)
+    await drain(worker)
+    (untimed,) = await enqueue(pool, [("mia", {"amount": 2})])
+    await pool.execute("UPDATE deliveries SET event_time = NULL WHERE id = $1", untimed)
+    await drain(worker)
+    assert _amount(emulator) == 2
+    assert await pool.fetchval("SELECT event_time FROM attribute_state") == known
+
+    (older,) = await enqueue(pool, [("mia", {"amount": 3})], event_time=known - timedelta(hours=1))
+    await drain(worker)
+    assert _amount(emulator) == 2
+    assert await pool.fetchval("SELECT skip_reason FROM deliveries WHERE id = $1", older) == "stale"
+
+
+async def test_recording_a_value_without_an_event_time_never_clears_the_recorded_one(
+    pool: asyncpg.Pool, make_worker: WorkerFactory
+) -> None:
+    """The statement itself, for any caller that hands it no time (a row coalescing did not see,
+    say): the value is Braze's now, the known time must stay."""
+    worker = await make_worker()
+    known = NOW - timedelta(minutes=1)
+    (first,) = await enqueue(pool, [("mia", {"amount": 1})], event_time=known)
+    await drain(worker)
+    update = UserUpdate("external_id:mia", {"external_id": "mia", "amount": 2}, [first],
+                        {"amount": (None, first)})  # fmt: skip
+    await worker.queue.record(
+        call=None, started_at=NOW, changes=[DeliveryChange(first, "delivered", "delivered")],
+        updates=[update], omitted={},
+    )  # fmt: skip
+    row = await pool.fetchrow("SELECT value, event_time FROM attribute_state")
+    assert (row["value"], row["event_time"]) == (2, known)

@@ -54,6 +54,28 @@ def test_older_events_are_stale() -> None:
     assert result.omitted == {1: {"stale": ["code"]}}
 
 
+def test_a_forced_older_value_is_sent_and_recorded_at_the_newer_time_known() -> None:
+    """An operator's forced replay wins over stale (issue 15). Recorded at the newer time, the
+    state says what Braze now holds and never goes back in time."""
+    later = NOW + timedelta(hours=1)
+    known = {("external_id:mia", "code"): KnownValue("NEW", later)}
+    result = plan([due(1, "mia", 0, force=True, code="OLD")], known)
+    assert result.skipped == {} and result.omitted == {}
+    assert result.updates[0].object == {"external_id": "mia", "code": "OLD"}
+    assert result.updates[0].sources["code"] == (later, 1)
+
+
+def test_a_value_without_an_event_time_keeps_the_time_known() -> None:
+    """Recorded without one, the state would forget the newer time, and an older event that
+    comes next would then overwrite the value (issue 15: a NULL time never overwrites one)."""
+    known = {("external_id:mia", "code"): KnownValue("A", NOW)}
+    untimed = DueDelivery(1, "external_id:mia", {"external_id": "mia", "code": "B"}, None)
+    result = plan([untimed], known)
+    assert result.updates[0].object["code"] == "B"
+    assert result.updates[0].sources["code"] == (NOW, 1)
+    assert plan([untimed], {}).updates[0].sources["code"] == (None, 1)
+
+
 def test_null_unsets_and_is_compared_like_any_value() -> None:
     known = {("external_id:mia", "code"): KnownValue(None, NOW)}
     assert plan([due(1, "mia", 1, code=None)], known).skipped == {1: "unchanged"}

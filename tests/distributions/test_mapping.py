@@ -411,6 +411,31 @@ def test_missing_identifier_is_skipped() -> None:
     assert isinstance(result, Skip) and result.reason == "no_identifier"
 
 
+@pytest.mark.parametrize(
+    ("identity", "field"),
+    [
+        ({"type": "external_id"}, "source_id"),
+        ({"type": "email"}, "email"),
+        ({"type": "user_alias", "alias_label": "voucherify"}, "source_id"),
+        ({"type": "braze_id", "path": "customer.metadata.braze_id"}, "braze_id"),
+    ],
+)
+def test_an_identifier_up_to_987_bytes_is_sent_and_a_longer_one_is_no_identifier(
+    identity: dict[str, Any], field: str
+) -> None:
+    """987 bytes is Braze's bound for external ids; every identifier gets it (its key is indexed,
+    and a column limit failed the whole webhook instead: issue 15)."""
+    envelope = sample("customer.segment.entered")
+    customer = envelope["data"]["customer"]
+    where = customer["metadata"] if field == "braze_id" else customer
+    where[field] = "é" * 493 + "x"  # 987 bytes in UTF-8
+    assert isinstance(resolve(envelope=envelope, config=config(identity=identity)), Send)
+    where[field] += "x"
+    result = resolve(envelope=envelope, config=config(identity=identity))
+    assert isinstance(result, Skip) and result.reason == "no_identifier", result
+    assert "988 bytes" in result.detail and result.braze_user_key is None
+
+
 def test_an_identifier_with_a_nul_character_is_no_identifier() -> None:
     """Dropping the NUL would address another Braze user: skipped, with no user key."""
     envelope = sample("customer.segment.entered")

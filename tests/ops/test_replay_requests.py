@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.delivery.models import Delivery, DeliveryAttempt
+from app.distributions.models import Distribution
 from app.ops.models import Replay
 from tests.conftest import READER, WRITER
 from tests.ops.replay_data import T0, create_distribution, settled_delivery, stored_event
@@ -313,3 +314,24 @@ async def test_unknown_ids_get_404(client: httpx.AsyncClient) -> None:
     await post(client, f"/api/v1/distributions/{some}/replay", {"since": T0.isoformat()}, 404)
     await post(client, f"/api/v1/replays/{some}/cancel", None, 404)
     assert (await client.get(f"/api/v1/replays/{some}", headers=READER)).status_code == 404
+
+
+async def test_a_distribution_that_no_longer_validates_is_skipped_by_a_replay_not_a_500(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Intake leaves such a distribution out of matching; a replay reading it must too, with a
+    reason, and still queue the event's other deliveries (issue 15: a stored row that cannot be
+    read is contained)."""
+    broken, fine = await create_distribution(client), await create_distribution(client)
+    event = await stored_event(session, 1)
+    old = await settled_delivery(session, event, broken)
+    # As a hand edit, or a rule tightened by an upgrade, could leave it: no code mapped.
+    await session.execute(update(Distribution).where(Distribution.id == broken).values(mapping=[]))
+
+    replay = await post(client, f"/api/v1/events/{event.id}/replay")
+    assert (replay["matched"], replay["queued"]) == (2, 1)
+    assert replay["skipped"] == {"distribution_invalid": 1}
+    await session.refresh(old)
+    assert old.status == "dead"
+    queued = await session.execute(select(Delivery).where(Delivery.distribution_id == fine))
+    assert queued.scalar_one().status == "pending"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from app.braze.payload import validate_attributes_object
 from app.distributions.fields import FIELDS
 from app.distributions.mapping import (
-    MAX_EXTERNAL_ID_BYTES,
+    MAX_IDENTIFIER_BYTES,
     MAX_STRING_LENGTH,
     SKIP_REASONS,
     NeedsCustomer,
@@ -213,10 +213,11 @@ def assert_is_a_valid_braze_object(result: Send, config: DistributionConfig) -> 
             result.braze_user_key
             == f"user_alias:{config.identity.alias_label}:" + (identifier["alias_name"])
         )
+        assert len(identifier["alias_name"].encode()) <= MAX_IDENTIFIER_BYTES
     else:
         assert isinstance(identifier, str) and identifier == identifier.strip() and identifier
         assert result.braze_user_key == f"{config.identity.type}:{identifier}"
-        assert len(identifier.encode()) <= MAX_EXTERNAL_ID_BYTES
+        assert len(identifier.encode()) <= MAX_IDENTIFIER_BYTES
 
     flag = attributes.get("_update_existing_only")
     if config.update_existing_only:
