@@ -6,6 +6,7 @@ worker records and acts on. The API key lives only in the pooled client's defaul
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -88,6 +89,7 @@ class BrazeClient:
         the aware `now` that turns an epoch X-RateLimit-Reset into a wait."""
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._deadline = timeout
         self._body_limit = body_limit
         self._clock = clock
         self._http = httpx.AsyncClient(
@@ -124,10 +126,13 @@ class BrazeClient:
             )
         body = build_track_body(objects)
         started = time.perf_counter()
-        error: httpx.HTTPError | None = None
+        error: BaseException | None = None
         try:
-            response = await self._http.post(TRACK_PATH, content=body)
-        except httpx.HTTPError as exc:
+            # httpx times each phase (connect, write, each read) on its own: an answer that
+            # trickles in could outlast the lease the worker holds. One deadline for it all.
+            async with asyncio.timeout(self._deadline):
+                response = await self._http.post(TRACK_PATH, content=body)
+        except (httpx.HTTPError, TimeoutError) as exc:
             error = exc
             result = self._failure(exc, objects=len(objects), request_bytes=len(body))
         else:
@@ -185,9 +190,9 @@ class BrazeClient:
             object_count=objects,
         )
 
-    def _failure(
-        self, exc: httpx.HTTPError, *, objects: int, request_bytes: int
-    ) -> BrazeCallResult:
+    def _failure(self, exc: BaseException, *, objects: int, request_bytes: int) -> BrazeCallResult:
+        if isinstance(exc, TimeoutError) and not str(exc):
+            exc = TimeoutError(f"no whole answer within {self._deadline:g} s")
         classification = classify_transport_error(exc, object_count=objects)
         message = self._scrub(classification.message)
         return BrazeCallResult(

@@ -38,7 +38,8 @@ class Faults:
     """What goes wrong, checked on every `/users/track` request in this order: the delay
     (`latency_ms`, plus `slow_ms` for a `slow_fraction` of requests), an `outage`, the queued
     `fail_next` answers, a random `error_rate` of `error_status`; then, while processing, the
-    `max_body_bytes` limit (413) and `object_errors` (user key -> errors[] message).
+    `max_body_bytes` limit (413), `object_errors` (user key -> errors[] message) and
+    `attribute_errors` (attribute name -> errors[] message for any object carrying it).
 
     Safe to change from the test's thread while the emulator serves in another.
     """
@@ -49,6 +50,7 @@ class Faults:
     error_rate: float
     error_status: int
     object_errors: dict[str, str]
+    attribute_errors: dict[str, str]
     max_body_bytes: int | None
     outage: Outage | None
 
@@ -67,6 +69,7 @@ class Faults:
             self.error_rate = 0.0
             self.error_status = 500
             self.object_errors = {}
+            self.attribute_errors = {}
             self.max_body_bytes: int | None = None
             self.outage: Outage | None = None
             self._next: deque[FaultAnswer] = deque()
@@ -139,6 +142,8 @@ class Faults:
                 setattr(self, name, getattr(update, name))
         if "object_errors" in given:
             self.object_errors = dict(update.object_errors or {})
+        if "attribute_errors" in given:
+            self.attribute_errors = dict(update.attribute_errors or {})
         if "max_body_bytes" in given:
             self.max_body_bytes = update.max_body_bytes
         if "outage" in given:
@@ -167,6 +172,7 @@ class Faults:
             "error_rate": self.error_rate,
             "error_status": self.error_status,
             "object_errors": dict(self.object_errors),
+            "attribute_errors": dict(self.attribute_errors),
             "max_body_bytes": self.max_body_bytes,
             "outage": None if outage is None else vars(outage).copy(),
             "pending_failures": [
@@ -208,6 +214,7 @@ class FaultsUpdate(BaseModel):
     error_status: int = Field(default=500, ge=100, le=599)
     seed: int | None = 0
     object_errors: dict[str, str] | None = None
+    attribute_errors: dict[str, str] | None = None
     max_body_bytes: int | None = Field(default=None, ge=1)
     outage: OutageSpec | None = None
 

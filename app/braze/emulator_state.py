@@ -239,7 +239,10 @@ class EmulatorState:
             return BAD_IDENTIFIER
         elif identifier == "external_id" and len(value.encode()) > MAX_EXTERNAL_ID_BYTES:
             return ID_TOO_LARGE
-        return self.faults.object_errors.get(user_key(obj) or "")
+        refused = [
+            self.faults.attribute_errors[k] for k in obj if k in self.faults.attribute_errors
+        ]
+        return refused[0] if refused else self.faults.object_errors.get(user_key(obj) or "")
 
     def _apply(self, obj: dict[str, Any]) -> list[str]:
         """Write one valid attributes object to its profile; the keys Braze would drop."""

@@ -176,3 +176,28 @@ def _older(event_time: datetime | None, current: datetime | None) -> bool:
 
 def _newest(event_time: datetime | None, known: datetime | None) -> datetime | None:
     return known if event_time is None or _older(event_time, known) else event_time
+
+
+def separate(update: UserUpdate, deliveries: Mapping[int, DueDelivery]) -> list[UserUpdate]:
+    """`update` taken apart by the delivery each value came from, oldest first: when Braze
+    refuses a coalesced object, which delivery's value it refuses shows only when each goes
+    alone. A delivery whose values a newer one replaced goes with that newer one (as it would
+    have in the whole object); one with none of the values sent gets a part with nothing to
+    send (no `sources`)."""
+    identity = {k: v for k, v in update.object.items() if k in IDENTITY_KEYS or k in FLAG_KEYS}
+    parts: dict[int, UserUpdate] = {}
+    for delivery in sorted((deliveries[i] for i in update.delivery_ids), key=_newest_last):
+        own = {k: t for k, t in update.sources.items() if t[1] == delivery.id}
+        parts[delivery.id] = UserUpdate(
+            update.braze_user_key, {**identity, **{k: update.object[k] for k in own}},
+            [delivery.id], own,
+        )  # fmt: skip
+    for delivery_id, part in list(parts.items()):
+        if part.sources:
+            continue
+        winners = [update.sources[k][1] for k in deliveries[delivery_id].attributes
+                   if k in update.sources]  # fmt: skip
+        if winners:
+            parts[winners[0]].delivery_ids.append(delivery_id)
+            del parts[delivery_id]
+    return list(parts.values())

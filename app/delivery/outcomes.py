@@ -72,6 +72,9 @@ def settle(
             else:  # Kind.RETRY: 5xx, timeout, connection error
                 attempt = attempts.get(delivery_id, 0) + 1
                 delay = retry_delay(attempt=attempt, schedule=schedule, factor=factor)
+                if delay is not None and classification.retry_after is not None:
+                    # A 5xx with Retry-After: not before Braze says it can take it.
+                    delay = max(delay, classification.retry_after)
                 changes.append(
                     DeliveryChange(delivery_id, DEAD, "dead", classification.message)
                     if delay is None

@@ -113,6 +113,7 @@ attempted AS (
 )
 SELECT id FROM updated
 """
+ALONE = "refused with other deliveries' values in one object: sent again alone"
 LEASE_LOST = "(recorded after the lease expired: another worker had taken the delivery)"
 # Newer events win even if two writes race: the state never goes back in time, and a value
 # without an event time keeps the time recorded. A value Braze just accepted (`sent`) is the
@@ -215,11 +216,14 @@ class DeliveryQueue:
         omitted: dict[int, dict[str, list[str]]],
         skip_reasons: dict[int, str] | None = None,
         confirmed: Sequence[tuple[str, str, Any, datetime | None, int]] = (),
+        alone: Sequence[int] = (),
     ) -> set[int]:
         """In one transaction: the Braze request, each delivery's new state and attempt row,
         and the attribute state of what Braze accepted (and of the unchanged values a newer
-        event `confirmed`). Returns the ids of the deliveries whose state changed: not those
-        whose lease expired meanwhile (their attempt is recorded all the same)."""
+        event `confirmed`). `alone` are deliveries Braze refused together with others in one
+        object: they get a `split` attempt here and are sent again alone. Returns the ids of the
+        deliveries whose state changed: not those whose lease expired meanwhile (their attempt
+        is recorded all the same)."""
         skip_reasons = skip_reasons or {}
         delivered = {c.delivery_id for c in changes if c.status == "delivered"}
         async with self.pool.acquire() as connection, connection.transaction():
@@ -245,6 +249,8 @@ class DeliveryQueue:
                 *_accepted(updates, delivered),
                 *((k, a, json.dumps(v), t, i, False) for k, a, v, t, i in confirmed),
             ]
+            if alone and request_id is not None:
+                await connection.execute(_SPLIT_ATTEMPTS, list(alone), request_id, ALONE)
             if remember:
                 await connection.execute(_REMEMBER, *(list(c) for c in zip(*remember, strict=True)))
             if call is not None and call.kind is Kind.RETRY:

@@ -21,6 +21,7 @@ from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult, BrazeClient
 from app.braze.payload import MAX_BODY_BYTES, BrazeObject, split_into_batches, unsendable
 from app.delivery import coalesce
+from app.delivery.coalesce import STALE, UNCHANGED
 from app.delivery.failures import FailureStreak
 from app.delivery.gate import BrazeGate, GateState
 from app.delivery.models import FAILED, SKIPPED
@@ -286,16 +287,44 @@ class Worker:
         )  # fmt: skip
         if retry_probe and call.kind is Kind.RETRY:
             changes = [put_back(change, retry_probe) for change in changes]
+        together = _refused_together(call, updates)
+        alone = [i for update in together for i in update.delivery_ids]
+        changes = [c for c in changes if c.delivery_id not in alone]
         self._count(changes)
         await self._record_slots.acquire()
         task = asyncio.create_task(
             self._record(
                 call=call, started_at=started_at, changes=changes, updates=updates,
-                omitted=omitted, claimed=claimed,
+                omitted=omitted, claimed=claimed, alone=alone,
             )
         )  # fmt: skip
         self._recording.add(task)
         task.add_done_callback(self._recorded)
+        for update in together:
+            await self._send_alone(update, omitted, claimed, claimed_at=claimed_at)
+
+    async def _send_alone(
+        self,
+        update: coalesce.UserUpdate,
+        omitted: dict[int, dict[str, list[str]]],
+        claimed: Claimed,
+        *,
+        claimed_at: float,
+    ) -> None:
+        """Braze refused an object that carried several deliveries' values (other
+        distributions', say): each delivery goes again alone, oldest first, so that only the
+        one whose value Braze refuses fails. One left with nothing to send is skipped."""
+        parts = coalesce.separate(update, {d.id: d for d in claimed.deliveries})
+        idle = {
+            p.delivery_ids[0]: STALE if STALE in omitted.get(p.delivery_ids[0], {}) else UNCHANGED
+            for p in parts
+            if not p.sources
+        }
+        if idle:
+            await self._record_skipped(coalesce.Plan(skipped=idle, omitted=omitted))
+        for part in parts:
+            if part.sources:
+                await self._send([part], omitted, claimed, probing=False, claimed_at=claimed_at)
 
     async def _record(
         self,
@@ -306,11 +335,13 @@ class Worker:
         updates: list[coalesce.UserUpdate],
         omitted: dict[int, dict[str, list[str]]],
         claimed: Claimed,
+        alone: list[int],
     ) -> None:
         """Record the answer, then count and log what it settled (once it is recorded)."""
         applied = await self.queue.record(
-            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted
-        )
+            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted,
+            alone=alone,
+        )  # fmt: skip
         settled = landed_changes(changes, applied)
         count_settled_changes(settled)
         observe_latencies(settled, claimed.deliveries)
@@ -350,9 +381,11 @@ class Worker:
                 "Braze answers again after failing since %s: %d deliveries waiting on a retry "
                 "are due now", since.isoformat(timespec="seconds"), hurried,
             )  # fmt: skip
-        if kind is Kind.RATE_LIMITED and call.classification.retry_after is not None:
-            logger.warning("Braze answered 429: pausing %s", call.classification.retry_after)
-            await self.gate.pause(until=now + call.classification.retry_after)
+        retry_after = call.classification.retry_after
+        if kind in (Kind.RATE_LIMITED, Kind.RETRY) and retry_after is not None:
+            # 429, or a 5xx with Retry-After: Braze asks every sender to wait.
+            logger.warning("Braze answered %s: pausing %s", call.status_code, retry_after)
+            await self.gate.pause(until=now + retry_after)
             return
         reading = call.classification.rate_limit
         if (
@@ -411,3 +444,16 @@ class Worker:
                 self.stats.failed += 1
             else:
                 self.stats.retried += 1
+
+
+def _refused_together(
+    call: BrazeCallResult, updates: list[coalesce.UserUpdate]
+) -> list[coalesce.UserUpdate]:
+    """The objects Braze refused that carried more than one delivery's values."""
+    if call.kind not in (Kind.DELIVERED, Kind.REJECTED):
+        return []
+    return [
+        updates[index]
+        for index in sorted(call.classification.failed)
+        if index < len(updates) and len(updates[index].delivery_ids) > 1
+    ]

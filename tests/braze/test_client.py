@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -149,3 +150,26 @@ async def test_client_closes_its_pool_when_used_as_a_context_manager(
         assert (await client.track(OBJECTS)).kind is Kind.DELIVERED
     with pytest.raises(RuntimeError):
         await client.track(OBJECTS)
+
+
+async def test_an_answer_that_trickles_in_past_the_timeout_is_cut_at_the_deadline() -> None:
+    # Each piece comes within any per-read timeout; together they outlast the call's budget.
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            yield b" "
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, content=trickle())
+
+    client = BrazeClient(
+        base_url=BASE_URL, api_key=SecretStr(API_KEY), timeout=0.3,
+        transport=httpx.MockTransport(slow),
+    )  # fmt: skip
+    try:
+        result = await client.track(OBJECTS)
+    finally:
+        await client.aclose()
+    assert result.kind is Kind.RETRY
+    assert result.error is not None and "within 0.3 s" in result.error
+    assert result.duration < timedelta(seconds=1.5)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.delivery.coalesce import DueDelivery, KnownValue, Trust, plan
+from app.delivery.coalesce import DueDelivery, KnownValue, Trust, plan, separate
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -142,3 +142,27 @@ def test_a_value_is_trusted_for_its_period_then_sent_again() -> None:
     resent = plan([due(1, "mia", 1, code="A")], known, stale_trust)
     assert [u.object for u in resent.updates] == [{"external_id": "mia", "code": "A"}]
     assert resent.data_points_saved == 0
+
+
+def test_a_refused_object_comes_apart_by_the_delivery_each_value_came_from() -> None:
+    older = due(1, "mia", 1, code="OLD", tier="gold")
+    newer = due(2, "mia", 2, code="NEW")
+    other = due(3, "mia", 3, bad="X")
+    result = plan([older, newer, other], {})
+    (update,) = result.updates
+    parts = separate(update, {d.id: d for d in (older, newer, other)})
+    assert [(p.delivery_ids, p.object) for p in parts] == [
+        ([1], {"external_id": "mia", "tier": "gold"}),
+        ([2], {"external_id": "mia", "code": "NEW"}),
+        ([3], {"external_id": "mia", "bad": "X"}),
+    ]
+    assert parts[1].sources == {"code": (NOW + timedelta(minutes=2), 2)}
+
+
+def test_a_delivery_whose_values_were_all_replaced_goes_with_the_newer_one() -> None:
+    older = due(1, "mia", 1, code="OLD")
+    newer = due(2, "mia", 2, code="NEW")
+    other = due(3, "mia", 3, bad="X")
+    (update,) = plan([older, newer, other], {}).updates
+    parts = separate(update, {d.id: d for d in (older, newer, other)})
+    assert [p.delivery_ids for p in parts] == [[2, 1], [3]]

@@ -80,3 +80,11 @@ def test_rejected_fails_the_named_object_and_resends_the_others() -> None:
     result = run(Classification(Kind.REJECTED, 2, 400, failed={0: "Invalid"}))
     assert result[1] == ("failed", "failed", True) and result[2] == ("failed", "failed", True)
     assert result[3] == ("pending", "retry", False)
+
+
+def test_a_5xx_with_retry_after_is_not_retried_before_braze_says() -> None:
+    busy = Classification(Kind.RETRY, 2, 503, retry_after=timedelta(minutes=2))
+    changes = settle(classification=busy, updates=UPDATES, attempts={}, now=NOW,
+                     schedule=SCHEDULE, jitter=0)  # fmt: skip
+    assert {c.next_attempt_at for c in changes} == {NOW + timedelta(minutes=2)}
+    assert all(c.counts_as_attempt for c in changes)

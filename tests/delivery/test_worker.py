@@ -66,6 +66,24 @@ async def test_objects_braze_refuses_by_index_fail_and_the_rest_are_delivered(
     assert "Invalid attribute value" in failed["last_error"]
 
 
+async def test_a_value_braze_refuses_fails_only_its_delivery_not_others_coalesced_with_it(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    # Two distributions for Mia, coalesced into one object; Braze refuses one's attribute.
+    emulator.state.faults.attribute_errors = {"bad_attribute": "Invalid attribute value"}
+    (good,) = await enqueue(pool, [("mia", {"code": "A"})])
+    (bad,) = await enqueue(pool, [("mia", {"bad_attribute": "X"})])
+    await drain(await make_worker())
+    rows = {r["id"]: r for r in await pool.fetch("SELECT id, status, last_error FROM deliveries")}
+    assert (rows[good]["status"], rows[bad]["status"]) == ("delivered", "failed")
+    assert "Invalid attribute value" in rows[bad]["last_error"]
+    assert emulator.state.profiles_snapshot()["external_id:mia"]["code"] == "A"
+    split = await pool.fetchval(
+        "SELECT count(*) FROM delivery_attempts WHERE outcome = 'split' AND delivery_id = $1", good
+    )
+    assert split == 1, "the refused request is in each delivery's audit trail"
+
+
 async def test_a_400_without_indexes_is_bisected_until_the_bad_object_is_alone(
     pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
 ) -> None:
@@ -107,6 +125,20 @@ async def test_429_waits_for_retry_after_and_uses_no_attempt(
         await pool.fetchval("SELECT count(*) FROM delivery_attempts WHERE outcome = 'rate_limited'")
         == 3
     )
+
+
+async def test_a_503_with_retry_after_pauses_every_lane_until_then(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    await enqueue(pool, users(3))
+    emulator.state.faults.fail_next(1, status=503, headers={"Retry-After": "1"})
+    worker = await make_worker(schedule="0.05s")
+    started = asyncio.get_running_loop().time()
+    await drain(worker)
+    # The schedule alone would have retried after 50 ms.
+    assert asyncio.get_running_loop().time() - started >= 0.9
+    assert await statuses(pool) == {"delivered": 3}
+    assert len(emulator.state.requests_snapshot()) == 2
 
 
 async def test_5xx_is_retried_until_delivered(
