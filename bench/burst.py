@@ -27,7 +27,14 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.events import Webhook
-from bench.harness import free_port, plain_url, private_postgres, server_process, uvicorn_command
+from bench.harness import (
+    braze_emulator,
+    free_port,
+    plain_url,
+    private_postgres,
+    server_process,
+    uvicorn_command,
+)
 from bench.intake import post_load, summarize
 from bench.poster import post_all
 from bench.relay import applied_objects, query, scalar
@@ -86,15 +93,10 @@ def run(
         results["baseline"] = summarize(post_load(port, connections=connections, seconds=seconds))
 
     braze_port, api_port = free_port(), free_port()
-    emulator_env = {"BENCH_BRAZE_KEY": KEY, "BENCH_BRAZE_LATENCY_MS": str(latency_ms),
-                    "BENCH_BRAZE_RECORD": "1"}  # fmt: skip
     with (
-        server_process(
-            [*uvicorn_command("bench.braze_emulator:app", braze_port), "--factory"],
-            port=braze_port, env=emulator_env, health="/_emulator/faults",
-        ),
+        braze_emulator(braze_port, key=KEY, latency_ms=latency_ms),
         private_postgres() as url,
-    ):  # fmt: skip
+    ):
         database, braze_url = plain_url(url), f"http://127.0.0.1:{braze_port}"
         _with_history(database, history)
         env = {

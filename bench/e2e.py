@@ -16,12 +16,12 @@ from typing import Any
 
 from bench.events import build_stream, changed_attributes, expected_profiles, profile_mismatches
 from bench.harness import (
+    braze_emulator,
     free_port,
     plain_url,
     private_postgres,
     rss_mb,
     server_process,
-    uvicorn_command,
 )
 from bench.poster import post_all
 from bench.relay import QUEUE_LEFT, applied_objects, create_distributions, profiles, scalar
@@ -37,13 +37,8 @@ def run(
     stream = build_stream(users=users, webhooks=webhooks, secret=SECRET, run=uuid.uuid4().hex[:6])
     expected = expected_profiles(stream.by_user)
     braze_port, api_port = free_port(), free_port()
-    emulator_env = {"BENCH_BRAZE_KEY": KEY, "BENCH_BRAZE_LATENCY_MS": str(latency_ms),
-                    "BENCH_BRAZE_RECORD": "1"}  # fmt: skip
     with (
-        server_process(
-            [*uvicorn_command("bench.braze_emulator:app", braze_port), "--factory"],
-            port=braze_port, env=emulator_env, health="/_emulator/faults",
-        ) as emulator_pid,
+        braze_emulator(braze_port, key=KEY, latency_ms=latency_ms) as emulator_pid,
         private_postgres() as url,
     ):  # fmt: skip
         braze_url, database = f"http://127.0.0.1:{braze_port}", plain_url(url)

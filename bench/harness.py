@@ -135,3 +135,15 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+@contextmanager
+def braze_emulator(port: int, *, key: str, latency_ms: float, record: bool = True) -> Iterator[int]:
+    """The Braze emulator as its own server process (bench/braze_emulator.py); yields its pid."""
+    env = {"BENCH_BRAZE_KEY": key, "BENCH_BRAZE_LATENCY_MS": str(latency_ms),
+           "BENCH_BRAZE_RECORD": "1" if record else "0"}  # fmt: skip
+    with server_process(
+        [*uvicorn_command("bench.braze_emulator:app", port), "--factory"],
+        port=port, env=env, health="/_emulator/faults",
+    ) as pid:  # fmt: skip
+        yield pid

@@ -12,6 +12,7 @@ import asyncpg
 
 from app.delivery.coalesce import UserUpdate
 from app.delivery.outcomes import DeliveryChange
+from app.delivery.worker import Worker
 from tests.delivery.conftest import Emulator, WorkerFactory, drain, enqueue
 
 NOW = datetime.now(UTC)
@@ -42,10 +43,10 @@ async def test_a_retried_older_event_does_not_overwrite_a_value_a_newer_event_re
     assert (row["status"], row["skip_reason"]) == ("skipped", "stale")
 
 
-async def test_after_an_unrecorded_send_a_repeated_value_is_sent_again(
-    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
-) -> None:
-    worker = await make_worker()
+async def _unrecorded_send(pool: asyncpg.Pool, emulator: Emulator, worker: Worker) -> int:
+    """4497 delivered, then 1999 reached Braze but its worker was SIGKILLed before recording
+    the answer: the delivery in flight under an expired lease, attribute_state as before the
+    send. Returns the unrecorded delivery."""
     first = NOW - timedelta(minutes=3)
     await enqueue(pool, [("mia", {"amount": 4497})], event_time=first)
     await drain(worker)
@@ -54,8 +55,6 @@ async def test_after_an_unrecorded_send_a_repeated_value_is_sent_again(
     )
     await drain(worker)
     assert _amount(emulator) == 1999
-    # What a worker SIGKILLed between Braze's answer and recording it leaves behind: the
-    # delivery in flight under an expired lease, attribute_state as before the send.
     await pool.execute(
         "UPDATE deliveries SET status = 'in_flight', leased_by = 'killed',"
         " lease_expires_at = now() - interval '1 second', delivered_at = NULL WHERE id = $1",
@@ -65,6 +64,14 @@ async def test_after_an_unrecorded_send_a_repeated_value_is_sent_again(
         "UPDATE attribute_state SET value = '4497', event_time = $1 WHERE attribute = 'amount'",
         first,
     )
+    return middle
+
+
+async def test_after_an_unrecorded_send_a_repeated_value_is_sent_again(
+    pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
+) -> None:
+    worker = await make_worker()
+    await _unrecorded_send(pool, emulator, worker)
 
     await enqueue(pool, [("mia", {"amount": 4497})], event_time=NOW - timedelta(minutes=1))
     await drain(worker)
@@ -75,23 +82,7 @@ async def test_a_lease_taken_back_keeps_its_doubt_when_the_next_claim_sends_noth
     pool: asyncpg.Pool, emulator: Emulator, make_worker: WorkerFactory
 ) -> None:
     worker = await make_worker()
-    first = NOW - timedelta(minutes=3)
-    await enqueue(pool, [("mia", {"amount": 4497})], event_time=first)
-    await drain(worker)
-    (middle,) = await enqueue(
-        pool, [("mia", {"amount": 1999})], event_time=NOW - timedelta(minutes=2)
-    )
-    await drain(worker)
-    # A worker killed after Braze took 1999 and before recording it.
-    await pool.execute(
-        "UPDATE deliveries SET status = 'in_flight', leased_by = 'killed',"
-        " lease_expires_at = now() - interval '1 second', delivered_at = NULL WHERE id = $1",
-        middle,
-    )
-    await pool.execute(
-        "UPDATE attribute_state SET value = '4497', event_time = $1 WHERE attribute = 'amount'",
-        first,
-    )
+    middle = await _unrecorded_send(pool, emulator, worker)
     # Another worker takes the delivery back, and its claim never reaches Braze (the gate
     # held it, say).
     taker = await make_worker()
