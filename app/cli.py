@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.config import Settings, get_settings
 from app.db import migrate as migrations
+from app.db.schema import code_revisions, judge, read_revision
 from app.db.session import create_engine, create_sessionmaker
 from app.db.startup import check_reachable, provide_database
 from app.errors import ConfigError
@@ -26,6 +28,9 @@ from app.heap import settle_heap
 from app.listening import open_listeners, serve_http
 from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
+from app.unconfigured import log_unconfigured, unconfigured
+
+logger = logging.getLogger(__name__)
 
 
 class _Terminated(Exception):
@@ -155,11 +160,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host_setting="--host" if args.host is not None else "HOST",
         port_setting="--port" if args.port is not None else "PORT",
     )
+    log_unconfigured(logger, unconfigured(settings, api=True, worker=not args.no_worker))
     try:
         with provide_database(settings) as (url, embedded):
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
             if embedded or args.migrate:
-                migrations.upgrade(url)
+                _upgrade_schema(url)
+            else:
+                _say_if_schema_behind(url)
             app = create_app(settings, database_url=url, with_worker=not args.no_worker)
             settle_heap()
             serve_http(app, listeners, host=host, port=port, log_level=settings.log_level)
@@ -197,7 +205,7 @@ def _distributions(settings: Settings, args: argparse.Namespace) -> None:
     with provide_database(settings) as (url, embedded):
         check_reachable(url, timeout=settings.db_connect_timeout_seconds)
         if embedded:
-            migrations.upgrade(url)
+            _upgrade_schema(url)
         asyncio.run(_in_session(url, settings, run, commit=not getattr(args, "dry_run", False)))
 
 
@@ -214,15 +222,19 @@ async def _in_session(
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
-    from app.delivery.runner import run_worker
     from app.metrics.exposition import ProcessMetrics, serve_metrics
+    from app.worker import run_when_schema_current
 
     async def work() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await run_worker(settings, url, stop)
+        engine = create_engine(url, settings)
+        try:
+            await run_when_schema_current(settings, engine, stop)
+        finally:
+            await engine.dispose()
 
     # First of all: a metrics port in use stops here, before a Postgres is started.
     metrics_server = None
@@ -241,11 +253,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
                 f"--metrics-port: cannot listen on {settings.host}:{args.metrics_port}: "
                 f"{(exc.strerror or str(exc)).lower()}"
             ) from None
+    log_unconfigured(logger, unconfigured(settings, api=False, worker=True))
     try:
         with provide_database(settings) as (url, embedded):
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
             if embedded:
-                migrations.upgrade(url)
+                _upgrade_schema(url)
             settle_heap()
             uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
     finally:
@@ -283,6 +296,26 @@ def _voucherify_emulator(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _migrate(settings: Settings) -> None:
+    # Here, and only here, alembic says what it runs (elsewhere its lines wait for LOG_LEVEL=debug).
+    logging.getLogger("alembic").setLevel(settings.log_level.upper())
     with provide_database(settings) as (url, _):
         check_reachable(url, timeout=settings.db_connect_timeout_seconds)
-        migrations.upgrade(url)
+        _upgrade_schema(url)
+
+
+def _upgrade_schema(url: URL) -> None:
+    """Upgrade to the code's head and say, in one line, where the schema was and is now."""
+    before = read_revision(url)
+    migrations.upgrade(url)
+    after = read_revision(url)
+    if before == after:
+        logger.info("database schema at revision %s: nothing to upgrade", after)
+    else:
+        logger.info("database schema upgraded from %s to revision %s", before or "nothing", after)
+
+
+def _say_if_schema_behind(url: URL) -> None:
+    """`serve` without `--migrate` leaves the schema alone; one line when it is not current."""
+    state = judge(read_revision(url), code_revisions())
+    if not state.ok:
+        logger.warning("not ready: %s; /readyz answers 503 until then", state.problem)

@@ -19,9 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
+from app.db.schema import MIGRATE_COMMAND as MIGRATE
 from app.db.session import create_engine, create_sessionmaker
 from app.delivery.gate import workspace_key
-from app.delivery.runner import run_worker
 from app.delivery.worker import stop_on
 from app.distributions import routes as distributions_routes
 from app.errors import (
@@ -43,9 +43,12 @@ from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
 from app.webhooks.routes import WebhookFastPath
+from app.worker import run_when_schema_current
 
 # character_not_in_repertoire (text) and untranslatable_character (jsonb \u0000).
 TEXT_POSTGRES_CANNOT_HOLD = frozenset({"22021", "22P05"})
+# undefined_table, undefined_column: a database not migrated to this code's revision.
+SCHEMA_BEHIND = frozenset({"42P01", "42703"})
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +107,13 @@ def create_app(
         stop_worker = asyncio.Event()
         worker = (
             asyncio.create_task(
-                run_worker(settings, app.state.engine.url, stop_worker, wake=app.state.wake_worker),
+                run_when_schema_current(
+                    settings,
+                    app.state.engine,
+                    stop_worker,
+                    wake=app.state.wake_worker,
+                    announce=False,  # `serve` says it at start, for the API and the worker
+                ),
                 name="delivery-worker",
             )
             if with_worker
@@ -127,6 +136,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.with_worker = with_worker
     app.state.webhook_secrets = [
         secret.get_secret_value().encode() for secret in settings.voucherify_webhook_secret
     ]
@@ -245,6 +255,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
             return await _database_down(request, exc)
+        if getattr(exc.orig, "sqlstate", None) in SCHEMA_BEHIND:
+            logger.warning("database schema behind the code: %s", type(exc.orig).__name__)
+            message = f"the database schema is not migrated for this version: run `{MIGRATE}`"
+            return JSONResponse(error_body("schema_not_migrated", message), 503)
         if getattr(exc.orig, "sqlstate", None) in TEXT_POSTGRES_CANNOT_HOLD:
             # A value given to the API (a filter, an audience, a name) holds the NUL character.
             message = "a text value contains the NUL character (\\u0000), which cannot be stored"
