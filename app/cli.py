@@ -23,7 +23,7 @@ from app.db import migrate as migrations
 from app.db.schema import code_revisions, judge, read_revision
 from app.db.session import create_engine, create_sessionmaker
 from app.db.startup import check_reachable, provide_database
-from app.errors import ConfigError
+from app.errors import ConfigError, FileProblems
 from app.heap import settle_heap
 from app.listening import open_listeners, serve_http
 from app.metrics import multiprocess as metrics_multiprocess
@@ -92,8 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     export = distributions.add_parser("export", help="write every live distribution to a file")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     export.add_argument("--format", choices=("yaml", "json"), help="default: from the file name")
-    imports = distributions.add_parser("import", help="create or update distributions by name")
-    imports.add_argument("file", type=Path, help="a YAML or JSON file written by export")
+    imports = distributions.add_parser(
+        "import",
+        help="create or update distributions by name from files (checked before the database)",
+    )
+    imports.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH",
+        help="YAML or JSON files (as export writes them, or one distribution each) or folders",
+    )  # fmt: skip
+    imports.add_argument(
+        "--prune", action="store_true",
+        help="also delete the live distributions the files do not name (the files are the truth)",
+    )  # fmt: skip
     imports.add_argument("--dry-run", action="store_true", help="report, change nothing")
     return parser
 
@@ -122,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             _distributions(settings, args)
     except ConfigError as exc:
         print(f"voucher-relay: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    except FileProblems as exc:
+        for problem in exc.problems:
+            print(f"voucher-relay: {problem}", file=sys.stderr)
+        print("voucher-relay: nothing was changed", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, _Terminated):
         return 0
@@ -179,6 +194,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 def _distributions(settings: Settings, args: argparse.Namespace) -> None:
     from app.distributions import files
 
+    # Files first: a missing or invalid one stops here, before a database is started or reached.
+    checked = files.check(args.paths) if args.action == "import" else None
+
     async def run(session: AsyncSession) -> None:
         if args.action == "export":
             fmt = args.format or (
@@ -190,16 +208,14 @@ def _distributions(settings: Settings, args: argparse.Namespace) -> None:
             else:
                 sys.stdout.write(text)
             return
-        try:
-            report = await files.import_file(session=session, path=args.file)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(str(exc)) from None
+        assert checked is not None
+        report = await files.import_checked(session=session, checked=checked, prune=args.prune)
         prefix = "dry run, nothing changed: " if args.dry_run else ""
-        for label, names in (
-            ("created", report.created),
-            ("updated", report.updated),
-            ("unchanged", report.unchanged),
-        ):
+        lines = [("created", report.created), ("updated", report.updated),
+                 ("unchanged", report.unchanged)]  # fmt: skip
+        if args.prune:
+            lines.append(("deleted", report.deleted))
+        for label, names in lines:
             print(f"{prefix}{label} ({len(names)}): {', '.join(names) or '-'}")
 
     with provide_database(settings) as (url, embedded):

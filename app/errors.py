@@ -97,3 +97,12 @@ class DatabaseUnavailableError(VoucherRelayError):
 
     status_code = 503
     code = "database_unavailable"
+
+
+class FileProblems(Exception):
+    """Files a command cannot take (`distributions import`); nothing was changed. One line per
+    problem, each naming the file and the place in it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
