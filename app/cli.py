@@ -28,6 +28,7 @@ from app.heap import settle_heap
 from app.listening import open_listeners, serve_http
 from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
+from app.sandbox import command as sandbox_command
 from app.unconfigured import log_unconfigured, unconfigured
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--empty", action="store_true", help="start without the sandbox's customers and campaign"
     )
 
+    sandbox_command.add_parser(commands)
+
     distributions = commands.add_parser(
         "distributions", help="export or import distributions (configuration in git)"
     ).add_subparsers(dest="action", required=True)
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             _voucherify_emulator(settings, args)
         elif args.command == "distributions":
             _distributions(settings, args)
+        elif args.command == "sandbox":
+            sandbox_command.run(settings, args)
     except ConfigError as exc:
         print(f"voucher-relay: configuration error: {exc.message}", file=sys.stderr)
         return 2
