@@ -13,6 +13,9 @@ STAMP := $(VENV)/.installed
 run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless DATABASE_URL is set)
 	$(BIN)/voucher-relay serve
 
+env: ## Create .env (from .env.example) with a new ops API token and webhook secret; never overwrites
+	@$(PYTHON) -m app.envfile
+
 sandbox: $(STAMP) ## The relay, both emulators and a first delivery, in .sandbox/ (Ctrl-C stops all)
 	$(BIN)/voucher-relay sandbox $(SANDBOX_FLAGS)
 
