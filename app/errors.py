@@ -58,7 +58,8 @@ _ERROR_DESCRIPTIONS = {
     422: "the request is invalid; details says where",
     503: "the database is unavailable: retry later (Retry-After)",
 }
-# The errors any ops API operation may answer, declared once per router (`responses=`).
+# The errors any ops API operation may answer, declared once per router (`responses=`); the
+# OpenAPI document keeps only those each operation can answer (app/openapi/errors.py).
 OPS_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in _ERROR_DESCRIPTIONS.items()
 }

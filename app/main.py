@@ -34,6 +34,8 @@ from app.errors import (
 from app.metrics import routes as metrics_routes
 from app.metrics.collectors import DatabaseState
 from app.metrics.registry import process_running
+from app.openapi.document import install_document
+from app.openapi.pages import install_pages
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
@@ -53,6 +55,14 @@ SCHEMA_BEHIND = frozenset({"42P01", "42703"})
 logger = logging.getLogger(__name__)
 
 SEND_JSON = "send a JSON body with Content-Type: application/json"
+API_DESCRIPTION = (
+    "Voucherify calls `POST /webhooks/voucherify` (signed, no token). Everything under "
+    "`/api/v1` is the ops API: `Authorization: Bearer <token>` with a token of OPS_API_TOKENS "
+    "(`read` scope for reading, `write` for anything that changes something). Errors are "
+    '`{"error": {"code", "message", "details"}}`. Lists of events, deliveries, runs and '
+    "replays are paged newest first: pass `next_cursor` as `?cursor=`. Times without a zone "
+    "are UTC."
+)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -133,7 +143,10 @@ def create_app(
         title="voucher-relay",
         version=__version__,
         summary="Voucherify webhooks to Braze custom attributes, with an audit log and replay.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from installed assets by install_pages, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.with_worker = with_worker
@@ -152,6 +165,8 @@ def create_app(
     app.include_router(replay_routes.router)
     app.include_router(runs_routes.router)
     app.include_router(metrics_routes.router)
+    install_pages(app)
+    install_document(app)
     _install_error_handlers(app)
     return app
 

@@ -52,6 +52,9 @@ def add_parser(commands: Any) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> None:
+    # Ctrl-C is how the sandbox stops: honour it also when started in the background of a
+    # script (which starts a job with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     port = args.port if args.port is not None else settings.port
     data_dir: Path = args.data_dir
     relay_url = f"http://127.0.0.1:{port}"
