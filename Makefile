@@ -13,6 +13,9 @@ STAMP := $(VENV)/.installed
 run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless DATABASE_URL is set)
 	$(BIN)/voucher-relay serve
 
+docs: $(STAMP) ## Regenerate docs/configuration.md from the Settings class (a test checks it)
+	$(BIN)/python -m app.configuration_page
+
 env: ## Create .env (from .env.example) with a new ops API token and webhook secret; never overwrites
 	@$(PYTHON) -m app.envfile
 
