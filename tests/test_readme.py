@@ -14,14 +14,20 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.processes import REPO, free_port, postgres_pids, service_env, wait_no_postgres
+from tests.e2e.processes import (
+    REPO,
+    free_port,
+    postgres_pids,
+    service_env,
+    wait_no_postgres,
+    wait_ready,
+)
 
 README = (REPO / "README.md").read_text()
 BLOCK = re.compile(r"<!-- (run|output): ([\w-]+)( \(until Ctrl-C\))? -->\n```\w*\n(.*?)```", re.S)
@@ -143,18 +149,6 @@ def _run(code: str, root: Path, env: dict[str, str]) -> str:
     return result.stdout
 
 
-def _wait_ready(port: int, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 180  # a first start initialises Postgres
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"never ready on {port} (exit {process.poll()})")
-
-
 def _nothing_left(root: Path, data: str, ports: dict[str, int]) -> None:
     assert wait_no_postgres(root / data / "postgres") == [], "Ctrl-C left Postgres running"
     for port in ports.values():
@@ -190,7 +184,7 @@ def test_the_quick_start_blocks_run_as_written_and_print_what_the_readme_says(
     env = service_env(PORT=str(ports["8000"]))
     service = _start(RUN["quickstart"][0], checkout, env)
     try:
-        _wait_ready(ports["8000"], service)
+        wait_ready(ports["8000"], service, timeout=180)  # a first start initialises Postgres
         tried = _run(_on_ports(RUN["quickstart-try"][0], ports), checkout, env)
         assert matches(_on_ports(OUTPUT["quickstart-try"], ports), tried), tried
     finally:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from app.config import Settings
-from app.db.embedded import EmbeddedPostgres
+from app.db.embedded import EmbeddedPostgres, pid_alive
 from app.errors import ConfigError
 from app.sandbox import processes, tour
 from app.sandbox.processes import Child
@@ -104,7 +104,7 @@ def _prepare(data_dir: Path, *, keep: bool) -> None:
     owner = data_dir / "postgres.owner"
     if pid is not None:
         owner_pid = int(owner.read_text()) if owner.exists() else None
-        if owner_pid is not None and _alive(owner_pid):
+        if owner_pid is not None and pid_alive(owner_pid):
             raise ConfigError(
                 f"--data-dir: another sandbox (pid {owner_pid}) uses {data_dir}: stop it first"
             )
@@ -112,16 +112,6 @@ def _prepare(data_dir: Path, *, keep: bool) -> None:
     if not keep and data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _child_env(data_dir: Path, *, port: int, braze_url: str, voucherify_url: str) -> dict[str, str]:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from app.db.embedded import pid_alive
+
 _PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_SECONDS = 30.0
 
@@ -96,10 +98,8 @@ def stop_pid(pid: int) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
             return
         time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""The sandbox of the README, without Docker: `voucher-relay voucherify-emulator` and a manual
+"""The sandbox, without Docker: `voucher-relay voucherify-emulator` and a manual
 run through `serve` that publishes codes from its seeded campaign and reaches a Braze emulator."""
 
 from __future__ import annotations
