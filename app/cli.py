@@ -180,10 +180,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host_setting="--host" if args.host is not None else "HOST",
         port_setting="--port" if args.port is not None else "PORT",
     )
-    log_unconfigured(logger, unconfigured(settings, api=True, worker=not args.no_worker))
     try:
         with provide_database(settings) as (url, embedded):
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+            # After the checks that stop the command: a bad setting is still its one line.
+            log_unconfigured(logger, unconfigured(settings, api=True, worker=not args.no_worker))
             if embedded or args.migrate:
                 _upgrade_schema(url)
             else:
@@ -274,10 +275,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
                 f"--metrics-port: cannot listen on {settings.host}:{args.metrics_port}: "
                 f"{(exc.strerror or str(exc)).lower()}"
             ) from None
-    log_unconfigured(logger, unconfigured(settings, api=False, worker=True))
     try:
         with provide_database(settings) as (url, embedded):
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+            log_unconfigured(logger, unconfigured(settings, api=False, worker=True))
             if embedded:
                 _upgrade_schema(url)
             settle_heap()
