@@ -196,8 +196,9 @@ def _webhook(operation: dict[str, Any]) -> None:
     webhook_errors = {
         400: {"code": "invalid_webhook", "message": "not a v2024-01-01 envelope: event.type "
               "is missing"},
-        401: {"code": "bad_signature", "message": "x-voucherify-signature does not match the body"},
-        413: {"code": "body_too_large", "message": "the body is over WEBHOOK_MAX_BODY_BYTES"},
+        401: {"code": "bad_signature", "message": "invalid x-voucherify-signature header"},
+        413: {"code": "body_too_large", "message": "the body is 2097152 bytes; the limit is "
+              "1048576"},
         503: {"code": "database_unavailable", "message": "the database is unavailable; retry "
               "later"},
     }  # fmt: skip
