@@ -117,13 +117,15 @@ def _prepare(data_dir: Path, *, keep: bool) -> None:
 def _child_env(data_dir: Path, *, port: int, braze_url: str, voucherify_url: str) -> dict[str, str]:
     """Every setting the sandbox depends on, set: the environment wins over a `.env` file, so a
     `.env` written for production (a DATABASE_URL, real keys) is not used here."""
-    env = dict(os.environ)
+    # Not blanked but removed: prometheus_client takes any PROMETHEUS_MULTIPROC_DIR it finds in
+    # the environment, an empty one too (then it writes its files in the working directory).
+    env = {k: v for k, v in os.environ.items() if k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
         DATABASE_URL="", DATA_DIR=str(data_dir.resolve()), HOST="127.0.0.1", PORT=str(port),
         OPS_API_TOKENS=f"sandbox:write:{OPS_TOKEN}", VOUCHERIFY_WEBHOOK_SECRET=WEBHOOK_SECRET,
         BRAZE_REST_URL=braze_url, BRAZE_API_KEY=BRAZE_KEY, VOUCHERIFY_API_URL=voucherify_url,
-        VOUCHERIFY_APP_ID=APP_ID, VOUCHERIFY_APP_TOKEN=APP_TOKEN, PROMETHEUS_MULTIPROC_DIR="",
-        METRICS_TOKEN="", METRICS_ENABLED="true", LOG_LEVEL="info",
+        VOUCHERIFY_APP_ID=APP_ID, VOUCHERIFY_APP_TOKEN=APP_TOKEN, METRICS_TOKEN="",
+        METRICS_ENABLED="true", LOG_LEVEL="info",
     )  # fmt: skip
     return env
 

@@ -194,6 +194,7 @@ def _stopped_everything(guide: str, data_dir: Path, ports: tuple[int, ...]) -> N
 
 def test_the_sandbox_works_twice_in_a_row_and_ctrl_c_stops_all_of_it(tmp_path: Path) -> None:
     data_dir = tmp_path / "sandbox"
+    before = set(REPO.iterdir())
     ports = (free_port(), free_port(), free_port())
     first, stopped = _sandbox(data_dir, ports)
     assert "sandbox stopped: relay, Postgres and emulators" in stopped
@@ -219,3 +220,4 @@ def test_the_sandbox_works_twice_in_a_row_and_ctrl_c_stops_all_of_it(tmp_path: P
     assert steps[0].endswith("welcome-code unchanged, welcome-run unchanged")
     assert steps[1].endswith(": 202 matched, 1 delivery"), "a new webhook id, not a duplicate"
     assert re.search(r"^3\. manual run 2 of welcome-run .*: done", steps[4]), steps
+    assert set(REPO.iterdir()) == before, "the sandbox wrote outside its data folder"
