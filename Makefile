@@ -8,10 +8,19 @@ BIN := $(VENV)/bin
 # Rebuilt when the dependencies change: a fresh clone gets .venv on first use.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format lock migrate bench soak clean
+.PHONY: run test lint format lock migrate bench soak clean sandbox env docs
 
 run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless DATABASE_URL is set)
 	$(BIN)/voucher-relay serve
+
+docs: $(STAMP) ## Regenerate docs/configuration.md from the Settings class (a test checks it)
+	$(BIN)/python -m app.configuration_page
+
+env: ## Create .env (from .env.example) with a new ops API token and webhook secret; never overwrites
+	@$(PYTHON) -m app.envfile
+
+sandbox: $(STAMP) ## The relay, both emulators and a first delivery, in .sandbox/ (Ctrl-C stops all)
+	$(BIN)/voucher-relay sandbox $(SANDBOX_FLAGS)
 
 test: lint ## Lint, then the whole test suite against a real (embedded) Postgres
 	$(BIN)/pytest

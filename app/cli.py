@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,13 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.config import Settings, get_settings
 from app.db import migrate as migrations
+from app.db.schema import code_revisions, judge, read_revision
 from app.db.session import create_engine, create_sessionmaker
 from app.db.startup import check_reachable, provide_database
-from app.errors import ConfigError
+from app.errors import ConfigError, FileProblems
 from app.heap import settle_heap
 from app.listening import open_listeners, serve_http
 from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
+from app.sandbox import command as sandbox_command
+from app.unconfigured import log_unconfigured, unconfigured
+
+logger = logging.getLogger(__name__)
 
 
 class _Terminated(Exception):
@@ -81,14 +87,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--empty", action="store_true", help="start without the sandbox's customers and campaign"
     )
 
+    sandbox_command.add_parser(commands)
+
     distributions = commands.add_parser(
         "distributions", help="export or import distributions (configuration in git)"
     ).add_subparsers(dest="action", required=True)
     export = distributions.add_parser("export", help="write every live distribution to a file")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     export.add_argument("--format", choices=("yaml", "json"), help="default: from the file name")
-    imports = distributions.add_parser("import", help="create or update distributions by name")
-    imports.add_argument("file", type=Path, help="a YAML or JSON file written by export")
+    imports = distributions.add_parser(
+        "import",
+        help="create or update distributions by name from files (checked before the database)",
+    )
+    imports.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH",
+        help="YAML or JSON files (as export writes them, or one distribution each) or folders",
+    )  # fmt: skip
+    imports.add_argument(
+        "--prune", action="store_true",
+        help="also delete the live distributions the files do not name (the files are the truth)",
+    )  # fmt: skip
     imports.add_argument("--dry-run", action="store_true", help="report, change nothing")
     return parser
 
@@ -115,8 +133,15 @@ def main(argv: list[str] | None = None) -> int:
             _voucherify_emulator(settings, args)
         elif args.command == "distributions":
             _distributions(settings, args)
+        elif args.command == "sandbox":
+            sandbox_command.run(settings, args)
     except ConfigError as exc:
         print(f"voucher-relay: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    except FileProblems as exc:
+        for problem in exc.problems:
+            print(f"voucher-relay: {problem}", file=sys.stderr)
+        print("voucher-relay: nothing was changed", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, _Terminated):
         return 0
@@ -158,8 +183,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     try:
         with provide_database(settings) as (url, embedded):
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+            # After the checks that stop the command: a bad setting is still its one line.
+            log_unconfigured(logger, unconfigured(settings, api=True, worker=not args.no_worker))
             if embedded or args.migrate:
-                migrations.upgrade(url)
+                _upgrade_schema(url)
+            else:
+                _say_if_schema_behind(url)
             app = create_app(settings, database_url=url, with_worker=not args.no_worker)
             settle_heap()
             serve_http(app, listeners, host=host, port=port, log_level=settings.log_level)
@@ -170,6 +199,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def _distributions(settings: Settings, args: argparse.Namespace) -> None:
     from app.distributions import files
+
+    # Files first: a missing or invalid one stops here, before a database is started or reached.
+    checked = files.check(args.paths) if args.action == "import" else None
 
     async def run(session: AsyncSession) -> None:
         if args.action == "export":
@@ -182,22 +214,20 @@ def _distributions(settings: Settings, args: argparse.Namespace) -> None:
             else:
                 sys.stdout.write(text)
             return
-        try:
-            report = await files.import_file(session=session, path=args.file)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(str(exc)) from None
+        assert checked is not None
+        report = await files.import_checked(session=session, checked=checked, prune=args.prune)
         prefix = "dry run, nothing changed: " if args.dry_run else ""
-        for label, names in (
-            ("created", report.created),
-            ("updated", report.updated),
-            ("unchanged", report.unchanged),
-        ):
+        lines = [("created", report.created), ("updated", report.updated),
+                 ("unchanged", report.unchanged)]  # fmt: skip
+        if args.prune:
+            lines.append(("deleted", report.deleted))
+        for label, names in lines:
             print(f"{prefix}{label} ({len(names)}): {', '.join(names) or '-'}")
 
     with provide_database(settings) as (url, embedded):
         check_reachable(url, timeout=settings.db_connect_timeout_seconds)
         if embedded:
-            migrations.upgrade(url)
+            _upgrade_schema(url)
         asyncio.run(_in_session(url, settings, run, commit=not getattr(args, "dry_run", False)))
 
 
@@ -214,21 +244,27 @@ async def _in_session(
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
-    from app.delivery.runner import run_worker
     from app.delivery.stopping import stop_on
     from app.metrics.exposition import ProcessMetrics, serve_metrics
+    from app.worker import run_when_schema_current
 
     async def work() -> None:
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_worker(settings, url, stop), name="delivery-worker")
-        signaled = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, signaled.set)
-        waiter = asyncio.ensure_future(signaled.wait())
-        await asyncio.wait({worker, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        await stop_on(stop, worker, grace=settings.braze_timeout_seconds + 5)
+        engine = create_engine(url, settings)
+        try:
+            worker = asyncio.create_task(
+                run_when_schema_current(settings, engine, stop), name="delivery-worker"
+            )
+            signaled = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, signaled.set)
+            waiter = asyncio.ensure_future(signaled.wait())
+            await asyncio.wait({worker, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            await stop_on(stop, worker, grace=settings.braze_timeout_seconds + 5)
+        finally:
+            await engine.dispose()
 
     # First of all: a metrics port in use stops here, before a Postgres is started.
     metrics_server = None
@@ -250,8 +286,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
     try:
         with provide_database(settings) as (url, embedded):
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
+            log_unconfigured(logger, unconfigured(settings, api=False, worker=True))
             if embedded:
-                migrations.upgrade(url)
+                _upgrade_schema(url)
             settle_heap()
             uvloop.run(work())  # the same event loop uvicorn serves with: cheaper socket I/O
     finally:
@@ -289,6 +326,26 @@ def _voucherify_emulator(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _migrate(settings: Settings) -> None:
+    # Here, and only here, alembic says what it runs (elsewhere its lines wait for LOG_LEVEL=debug).
+    logging.getLogger("alembic").setLevel(settings.log_level.upper())
     with provide_database(settings) as (url, _):
         check_reachable(url, timeout=settings.db_connect_timeout_seconds)
-        migrations.upgrade(url)
+        _upgrade_schema(url)
+
+
+def _upgrade_schema(url: URL) -> None:
+    """Upgrade to the code's head and say, in one line, where the schema was and is now."""
+    before = read_revision(url)
+    migrations.upgrade(url)
+    after = read_revision(url)
+    if before == after:
+        logger.info("database schema at revision %s: nothing to upgrade", after)
+    else:
+        logger.info("database schema upgraded from %s to revision %s", before or "nothing", after)
+
+
+def _say_if_schema_behind(url: URL) -> None:
+    """`serve` without `--migrate` leaves the schema alone; one line when it is not current."""
+    state = judge(read_revision(url), code_revisions())
+    if not state.ok:
+        logger.warning("not ready: %s; /readyz answers 503 until then", state.problem)

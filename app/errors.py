@@ -58,7 +58,8 @@ _ERROR_DESCRIPTIONS = {
     422: "the request is invalid; details says where",
     503: "the database is unavailable: retry later (Retry-After)",
 }
-# The errors any ops API operation may answer, declared once per router (`responses=`).
+# The errors any ops API operation may answer, declared once per router (`responses=`); the
+# OpenAPI document keeps only those each operation can answer (app/openapi/errors.py).
 OPS_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in _ERROR_DESCRIPTIONS.items()
 }
@@ -97,3 +98,12 @@ class DatabaseUnavailableError(VoucherRelayError):
 
     status_code = 503
     code = "database_unavailable"
+
+
+class FileProblems(Exception):
+    """Files a command cannot take (`distributions import`); nothing was changed. One line per
+    problem, each naming the file and the place in it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

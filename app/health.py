@@ -11,7 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.db.schema import schema_state
 from app.delivery.gate import workspace_key
+from app.unconfigured import unconfigured
 
 router = APIRouter(tags=["health"])
 
@@ -29,12 +31,21 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.engine
+    settings: Settings = request.app.state.settings
     checks: dict[str, Any] = {"database": await _database_check(engine)}
     if checks["database"]["ok"]:
-        checks["braze"] = await _braze_check(engine, request.app.state.settings)
+        checks["schema"] = await _schema_check(engine)
+    if checks["database"]["ok"] and checks["schema"]["ok"]:
+        checks["braze"] = await _braze_check(engine, settings)
     ready = all(check["ok"] for check in checks.values())
+    gaps = unconfigured(settings, api=True, worker=request.app.state.with_worker)
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not_ready",
+            "checks": checks,
+            # Information only: a service without, say, Braze keys is ready for what it does.
+            "not_configured": [gap.as_json() for gap in gaps],
+        },
         status_code=200 if ready else 503,
     )
 
@@ -47,6 +58,20 @@ async def _database_check(engine: AsyncEngine) -> dict[str, Any]:
     except Exception as exc:  # any failure means "not ready"; the reason is reported
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
     return {"ok": True}
+
+
+async def _schema_check(engine: AsyncEngine) -> dict[str, Any]:
+    """Not ready until the database is migrated to this code's revision: before that every
+    API call would fail on a missing table or column."""
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            state = await schema_state(engine)
+    except Exception as exc:  # reported, like the database check's
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
+    check: dict[str, Any] = {"ok": state.ok, "revision": state.revision, "head": state.head}
+    if state.problem is not None:
+        check["error"] = state.problem
+    return check
 
 
 async def _braze_check(engine: AsyncEngine, settings: Settings) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, health
 from app.config import Settings, get_settings, parse_database_url
+from app.db.schema import MIGRATE_COMMAND as MIGRATE
 from app.db.session import create_engine, create_sessionmaker
 from app.delivery.gate import workspace_key
-from app.delivery.runner import run_worker
 from app.delivery.stopping import stop_on
 from app.distributions import routes as distributions_routes
 from app.errors import (
@@ -35,6 +35,8 @@ from app.errors import (
 from app.metrics import routes as metrics_routes
 from app.metrics.collectors import DatabaseState
 from app.metrics.registry import process_running
+from app.openapi.document import install_document
+from app.openapi.pages import install_pages
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
@@ -44,13 +46,24 @@ from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
 from app.webhooks.routes import WebhookFastPath
+from app.worker import run_when_schema_current
 
 # character_not_in_repertoire (text) and untranslatable_character (jsonb \u0000).
 TEXT_POSTGRES_CANNOT_HOLD = frozenset({"22021", "22P05"})
+# undefined_table, undefined_column: a database not migrated to this code's revision.
+SCHEMA_BEHIND = frozenset({"42P01", "42703"})
 
 logger = logging.getLogger(__name__)
 
 SEND_JSON = "send a JSON body with Content-Type: application/json"
+API_DESCRIPTION = (
+    "Voucherify calls `POST /webhooks/voucherify` (signed, no token). Everything under "
+    "`/api/v1` is the ops API: `Authorization: Bearer <token>` with a token of OPS_API_TOKENS "
+    "(`read` scope for reading, `write` for anything that changes something). Errors are "
+    '`{"error": {"code", "message", "details"}}`. Lists of events, deliveries, runs and '
+    "replays are paged newest first: pass `next_cursor` as `?cursor=`. Times without a zone "
+    "are UTC."
+)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -106,7 +119,13 @@ def create_app(
         stop_worker = asyncio.Event()
         worker = (
             asyncio.create_task(
-                run_worker(settings, app.state.engine.url, stop_worker, wake=app.state.wake_worker),
+                run_when_schema_current(
+                    settings,
+                    app.state.engine,
+                    stop_worker,
+                    wake=app.state.wake_worker,
+                    announce=False,  # `serve` says it at start, for the API and the worker
+                ),
                 name="delivery-worker",
             )
             if with_worker
@@ -126,9 +145,13 @@ def create_app(
         title="voucher-relay",
         version=__version__,
         summary="Voucherify webhooks to Braze custom attributes, with an audit log and replay.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from installed assets by install_pages, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.with_worker = with_worker
     app.state.webhook_secrets = [
         secret.get_secret_value().encode() for secret in settings.voucherify_webhook_secret
     ]
@@ -144,6 +167,8 @@ def create_app(
     app.include_router(replay_routes.router)
     app.include_router(runs_routes.router)
     app.include_router(metrics_routes.router)
+    install_pages(app)
+    install_document(app)
     _install_error_handlers(app)
     return app
 
@@ -247,6 +272,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
             return await _database_down(request, exc)
+        if getattr(exc.orig, "sqlstate", None) in SCHEMA_BEHIND:
+            logger.warning("database schema behind the code: %s", type(exc.orig).__name__)
+            message = f"the database schema is not migrated for this version: run `{MIGRATE}`"
+            return JSONResponse(error_body("schema_not_migrated", message), 503)
         if getattr(exc.orig, "sqlstate", None) in TEXT_POSTGRES_CANNOT_HOLD:
             # A value given to the API (a filter, an audience, a name) holds the NUL character.
             message = "a text value contains the NUL character (\\u0000), which cannot be stored"

@@ -17,7 +17,17 @@ REDACTED = "[redacted]"
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else passed with `extra=` is logged as a field.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+# uvicorn's `color_message` is the message again with terminal escape codes: never a field.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "color_message",
+}
+# uvicorn logs its start-up and shutdown lines (and server errors) as "uvicorn.error": a name
+# that reads as a failure in every log system. They are the HTTP server's lines.
+_RENAMED_LOGGERS = {"uvicorn.error": "uvicorn"}
+# Libraries that log a line per request or per step at INFO: shown at LOG_LEVEL=debug only.
+# (httpx: one per Braze or Voucherify call; alembic: its migration steps, outside `migrate`.)
+QUIET_BELOW_DEBUG = ("httpx", "httpcore", "alembic")
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -67,6 +77,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class ServerNames(logging.Filter):
+    """Logs uvicorn's own lines under "uvicorn" rather than "uvicorn.error"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = _RENAMED_LOGGERS.get(record.name, record.name)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
@@ -93,4 +111,8 @@ def configure_logging(settings: Settings, *, json_lines: bool | None = None) -> 
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     handler.addFilter(RedactSecrets(secrets_of(settings)))
+    handler.addFilter(ServerNames())
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    quiet = logging.DEBUG if settings.log_level == "debug" else logging.WARNING
+    for name in QUIET_BELOW_DEBUG:
+        logging.getLogger(name).setLevel(quiet)

@@ -18,7 +18,7 @@ from typing import Any
 from bench import burst, drain, e2e, intake, memory
 
 RESULTS = Path(__file__).parent / "results.json"
-# Runs at another scale or of some scenarios only: not the figures the README quotes.
+# Runs at another scale or of some scenarios only: not the figures docs/benchmarks.md quotes.
 PARTIAL_RESULTS = Path(__file__).parent / "results-partial.json"
 SCENARIOS = ("intake", "drain", "e2e", "memory", "burst")
 

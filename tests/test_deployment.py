@@ -18,7 +18,8 @@ from app.cli import build_parser
 from app.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 SERVICES: dict[str, Any] = COMPOSE["services"]
 RELAY = ("migrate", "api", "worker", "braze-emulator", "voucherify-emulator")
@@ -27,11 +28,12 @@ EMULATORS = ("braze-emulator", "voucherify-emulator")
 
 def test_the_stack_has_its_services() -> None:
     assert set(SERVICES) == {
-        "postgres", "migrate", "api", "worker", "braze-emulator", "voucherify-emulator",
+        "postgres", "migrate", "api", "worker", "braze-emulator", "voucherify-emulator", "caddy",
     }  # fmt: skip
     for emulator in EMULATORS:
         assert SERVICES[emulator]["profiles"] == ["sandbox"]
-    assert {"pgdata", "metrics"} <= set(COMPOSE["volumes"])
+    assert SERVICES["caddy"]["profiles"] == ["tls"]
+    assert {"pgdata", "metrics", "caddy-data"} <= set(COMPOSE["volumes"])
 
 
 @pytest.mark.parametrize("service", RELAY)
@@ -55,7 +57,8 @@ def test_postgres_does_not_zero_fill_new_wal_segments() -> None:
 def test_every_variable_given_is_a_setting(service: str) -> None:
     settings = {name.upper() for name in Settings.model_fields}
     assert set(SERVICES[service]["environment"]) <= settings
-    assert SERVICES[service]["env_file"] == [{"path": ".env", "required": False}]
+    # The short form every Compose v2 reads (`path`/`required` needs 2.24): `make env` writes it.
+    assert SERVICES[service]["env_file"] == ".env"
 
 
 def test_api_and_workers_share_one_metrics_directory() -> None:
@@ -84,14 +87,46 @@ def test_the_order_of_start_up_is_database_then_migrations_then_the_rest() -> No
         }
 
 
-def test_the_database_url_points_at_the_compose_postgres() -> None:
+def test_the_database_url_is_dot_env_s_else_the_compose_postgres() -> None:
+    # `environment:` wins over `env_file:`; the ${...} form takes .env's (or the shell's) value,
+    # so a managed Postgres named in .env is the one used.
     env = SERVICES["postgres"]["environment"]
     url = SERVICES["api"]["environment"]["DATABASE_URL"]
-    expected = (
+    compose_postgres = (
         f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/"
         f"{env['POSTGRES_DB']}"
     )
-    assert url == expected
+    assert url == f"${{DATABASE_URL:-{compose_postgres}}}"
+
+
+@pytest.mark.parametrize("service", RELAY)
+def test_settings_fixed_in_compose_can_all_come_from_dot_env(service: str) -> None:
+    for name, value in SERVICES[service]["environment"].items():
+        if name != "PROMETHEUS_MULTIPROC_DIR":  # a path inside the containers, not a choice
+            assert re.fullmatch(rf"\$\{{{name}:-[^}}]*\}}", str(value)), (name, value)
+
+
+def test_the_tls_profile_puts_caddy_in_front_of_the_api() -> None:
+    caddy = SERVICES["caddy"]
+    assert {"80:80", "443:443"} <= set(caddy["ports"])
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    assert caddy["depends_on"] == {"api": {"condition": "service_healthy"}}
+    caddyfile = (REPO / "deploy" / "Caddyfile").read_text()
+    assert "reverse_proxy api:8000" in caddyfile
+    assert "{$RELAY_DOMAIN:localhost}" in caddyfile and "RELAY_DOMAIN" in caddy["environment"]
+    # Metrics stay inside the network.
+    assert re.search(r"@metrics path /metrics\s+respond @metrics 404", caddyfile)
+
+
+def test_make_env_writes_what_compose_reads() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^env:.*\n\t@\$\(PYTHON\) -m app.envfile$", makefile, flags=re.MULTILINE)
+    assert "make env" in COMPOSE_TEXT.split("services:")[0]
+
+
+def test_the_compose_version_needed_is_stated() -> None:
+    assert "Docker Compose v2 (`docker compose`, any 2.x release)" in COMPOSE_TEXT
+    assert "Docker Compose v2" in (REPO / "docs" / "operating.md").read_text()
 
 
 def test_healthchecks_ask_what_each_service_can_answer() -> None:

@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.main import create_app
-from app.observability import JsonFormatter, RedactSecrets, secrets_of
+from app.observability import (
+    JsonFormatter,
+    RedactSecrets,
+    ServerNames,
+    configure_logging,
+    secrets_of,
+)
 from tests.conftest import truncate_all
 from tests.factories import distribution_body, sample, signed
 
@@ -124,3 +130,38 @@ async def test_traffic_with_known_secrets_leaves_none_in_logs_bodies_or_rows(
         assert secret not in logs, f"a secret reached the logs: {secret[:4]}..."
         assert not any(secret in body for body in bodies), "a secret reached an answer"
         assert not any(secret in row for row in stored), "a secret reached the database"
+
+
+def _json_line(record: logging.LogRecord, settings: Settings) -> dict[str, object]:
+    RedactSecrets(secrets_of(settings)).filter(record)
+    ServerNames().filter(record)
+    parsed: dict[str, object] = json.loads(JsonFormatter().format(record))
+    return parsed
+
+
+def test_json_lines_carry_no_colored_copy_of_the_message(secret_settings: Settings) -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, "", 0, "Started server", None, None)
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+    line = _json_line(record, secret_settings)
+    assert "color_message" not in line and "\x1b" not in json.dumps(line)
+
+
+def test_the_http_server_s_lines_are_not_logged_as_errors(secret_settings: Settings) -> None:
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, "", 0, "Application startup", None, None
+    )
+    assert _json_line(record, secret_settings)["logger"] == "uvicorn"
+
+
+@pytest.mark.parametrize("library", ["httpx", "alembic"])
+def test_per_request_and_migration_lines_wait_for_debug(library: str) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(Settings(_env_file=None), json_lines=True)
+        assert not logging.getLogger(library).isEnabledFor(logging.INFO)
+        configure_logging(Settings(_env_file=None, log_level="debug"), json_lines=True)
+        assert logging.getLogger(library).isEnabledFor(logging.DEBUG)
+    finally:
+        logging.getLogger(library).setLevel(logging.NOTSET)
+        root.handlers[:], root.level = handlers, level

@@ -75,7 +75,8 @@ def _make_traversable(path: Path) -> None:
             parent.chmod(wanted)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -148,7 +149,7 @@ class EmbeddedPostgres:
             return
         with self._locked():
             postmaster = self._read_postmaster()
-            if postmaster is not None and _pid_alive(postmaster.pid):
+            if postmaster is not None and pid_alive(postmaster.pid):
                 try:
                     self._run_bin(
                         "pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30", "stop"
@@ -162,7 +163,7 @@ class EmbeddedPostgres:
 
     def running_pid(self) -> int | None:
         postmaster = self._read_postmaster()
-        return postmaster.pid if postmaster and _pid_alive(postmaster.pid) else None
+        return postmaster.pid if postmaster and pid_alive(postmaster.pid) else None
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -245,7 +246,7 @@ class EmbeddedPostgres:
 
     def _running_postmaster(self) -> _Postmaster | None:
         postmaster = self._read_postmaster()
-        if postmaster is None or not _pid_alive(postmaster.pid):
+        if postmaster is None or not pid_alive(postmaster.pid):
             return None
         deadline = time.monotonic() + 30
         while postmaster.status != "ready" and time.monotonic() < deadline:
@@ -268,7 +269,7 @@ class EmbeddedPostgres:
             pid = int(self._owner_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return False
-        return pid != os.getpid() and _pid_alive(pid)
+        return pid != os.getpid() and pid_alive(pid)
 
     def _claim(self) -> None:
         self._owner_file.write_text(str(os.getpid()))
@@ -303,7 +304,7 @@ class EmbeddedPostgres:
 
 def _wait_gone(pid: int, *, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)

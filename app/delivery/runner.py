@@ -128,8 +128,6 @@ async def _work_until(
         retention=timedelta(days=settings.retention_days),
     )  # fmt: skip
     worker = _worker(settings, pool, worker_id=identity, lease=lease, schedule=schedule, wake=wake)
-    if worker is None:
-        logger.warning("BRAZE_API_KEY is not set: deliveries are queued, none is sent")
     try:
         await asyncio.gather(
             queue_lanes.run(stop), *([worker.run(stop)] if worker is not None else [])
@@ -188,11 +186,8 @@ def _worker(
 
 
 def _voucherify(settings: Settings) -> VoucherifyClient | None:
+    # Unset keys are reported at start-up with the rest (app.unconfigured).
     if not settings.voucherify_app_id or settings.voucherify_app_token is None:
-        logger.warning(
-            "VOUCHERIFY_APP_ID / VOUCHERIFY_APP_TOKEN are not set: deliveries that need a "
-            "published code or a customer look-up, and manual runs, wait in the queue"
-        )
         return None
     return VoucherifyClient(
         base_url=settings.voucherify_api_url,

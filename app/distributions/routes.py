@@ -45,11 +45,15 @@ async def list_distributions(
     status: Literal["active", "paused"] | None = None,
     trigger: str | None = None,
     include_deleted: bool = Query(default=False, description="also list deleted ones"),
+    name: str | None = Query(default=None, description="only the distributions of this name"),
 ) -> DistributionList:
     rows = await repository.list_all(
         session, status=status, trigger=trigger, include_deleted=include_deleted
     )
-    return DistributionList(items=[service.read_model(row) for row in rows])
+    # Names are few and unique among live distributions: filtered here, not in SQL.
+    return DistributionList(
+        items=[service.read_model(row) for row in rows if name is None or row.name == name]
+    )
 
 
 @router.get("/distributions/{distribution_id}", summary="Get one (also when deleted)")

@@ -161,31 +161,22 @@ class ImportReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-
-
-def parse_document(document: Any) -> list[DistributionConfig]:
-    """Validate an export document (or a bare list); ValueError says which entry is wrong."""
-    items = document.get("distributions") if isinstance(document, dict) else document
-    if not isinstance(items, list):
-        raise ValueError("expected {'distributions': [...]} or a list of distributions")
-    configs = []
-    for index, item in enumerate(items):
-        try:
-            configs.append(DistributionConfig.model_validate(item))
-        except ValidationError as exc:
-            name = item.get("name") if isinstance(item, dict) else None
-            raise ValueError(f"distribution #{index + 1} ({name!r}) is invalid:\n{exc}") from None
-    names = [c.name for c in configs]
-    if len(set(names)) != len(names):
-        raise ValueError("the file names the same distribution twice")
-    return configs
+    deleted: list[str] = field(default_factory=list)
 
 
 async def import_configs(
-    *, session: AsyncSession, configs: list[DistributionConfig]
+    *, session: AsyncSession, configs: list[DistributionConfig], prune: bool = False
 ) -> ImportReport:
-    """Upsert by name. Importing the same file twice changes nothing the second time."""
+    """Upsert by name. Importing the same file twice changes nothing the second time. With
+    `prune`, the live distributions `configs` does not name are deleted (soft, as the API does):
+    the files are the whole truth."""
     report = ImportReport()
+    if prune:
+        named = {config.name for config in configs}
+        for distribution in await repository.list_all(session):
+            if distribution.name not in named:
+                await soft_delete(session=session, distribution_id=distribution.id)
+                report.deleted.append(distribution.name)
     for config in configs:
         existing = await repository.get_live_by_name(session, config.name)
         if existing is None:

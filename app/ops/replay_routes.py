@@ -26,6 +26,7 @@ from app.ops.replay_schemas import (
     ReplayPlan,
     ReplayRead,
 )
+from app.ops.routes import RowId
 from app.ops.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["replays"], responses=OPS_ERROR_RESPONSES)
@@ -52,7 +53,7 @@ def _wake_worker(request: Request, replay: ReplayRead) -> ReplayRead:
     summary="Map a stored event again with the current distributions, and queue the deliveries",
 )  # fmt: skip
 async def replay_event(
-    event_id: int, request: Request, session: SessionDep, principal: OpsWriterDep,
+    event_id: RowId, request: Request, session: SessionDep, principal: OpsWriterDep,
     options: Annotated[ReplayOptions | None, Body()] = None,
 ) -> ReplayRead:  # fmt: skip
     replay = await replay_service.replay_event(

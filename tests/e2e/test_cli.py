@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
@@ -312,7 +313,31 @@ def test_distributions_export_and_import_round_trip(server_url: URL, tmp_path: P
         broken = tmp_path / "broken.yaml"
         broken.write_text("distributions:\n  - name: x\n    triggers: [nope]\n    mapping: []\n")
         failed = run_cli("distributions", "import", str(broken), env=env)
-        assert failed.returncode == 2 and "distribution #1 ('x') is invalid" in failed.stderr
+        assert failed.returncode == 2, failed.stderr
+        assert f"voucher-relay: {broken}: x: triggers: unknown trigger(s) ['nope']" in failed.stderr
+
+        # A folder as the whole truth: --prune deletes what it no longer names.
+        folder = tmp_path / "distributions"
+        folder.mkdir()
+        (folder / "other.yaml").write_text(source.read_text().replace("welcome-code", "other"))
+        dry = run_cli("distributions", "import", str(folder), "--prune", "--dry-run", env=env)
+        assert "dry run, nothing changed: deleted (1): welcome-code" in dry.stdout, dry.stderr
+        pruned = run_cli("distributions", "import", str(folder), "--prune", env=env)
+        assert "created (1): other" in pruned.stdout, pruned.stderr
+        assert "deleted (1): welcome-code" in pruned.stdout
+        listed = run_cli("distributions", "export", "--format", "json", env=env)
+        assert [d["name"] for d in json.loads(listed.stdout)["distributions"]] == ["other"]
+
+
+def test_import_checks_the_file_before_the_database(tmp_path: Path) -> None:
+    # No database answers at this URL: the file's problem is what the user hears about.
+    env = service_env(DATABASE_URL="postgresql://relay@127.0.0.1:1/relay")
+    result = run_cli("distributions", "import", str(tmp_path / "missing.yaml"), env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"voucher-relay: {tmp_path / 'missing.yaml'}: no such file or folder",
+        "voucher-relay: nothing was changed",
+    ]
 
 
 def test_braze_emulator_command_serves_users_track() -> None:

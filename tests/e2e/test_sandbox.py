@@ -1,14 +1,17 @@
-"""The sandbox of the README, without Docker: `voucher-relay voucherify-emulator` and a manual
+"""The sandbox, without Docker: `voucher-relay voucherify-emulator` and a manual
 run through `serve` that publishes codes from its seeded campaign and reaches a Braze emulator."""
 
 from __future__ import annotations
 
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +19,15 @@ from sqlalchemy.engine import URL
 
 from app.braze.emulator import create_emulator, emulator_state
 from app.voucherify.emulator_sandbox import CAMPAIGN_NAME, SEGMENT_ID
-from tests.e2e.processes import REPO, free_port, run_cli, running_service, service_env, wait_ready
+from tests.e2e.processes import (
+    REPO,
+    free_port,
+    run_cli,
+    running_service,
+    service_env,
+    wait_no_postgres,
+    wait_ready,
+)
 from tests.e2e.servers import serve_app_in_thread
 from tests.factories import distribution_body
 from tests.postgres import scratch_database
@@ -25,6 +36,7 @@ pytestmark = pytest.mark.e2e
 APP_ID, APP_TOKEN = "sandbox-app", "sandbox-app-token"
 KEYS = {"X-App-Id": APP_ID, "X-App-Token": APP_TOKEN}
 BRAZE_KEY, OPS_TOKEN = "sandbox-braze-key", "sandbox-ops-token"
+STOP_LINE = "Ctrl-C stops the relay, its Postgres and both emulators."
 
 
 @contextmanager
@@ -131,3 +143,81 @@ def test_a_run_to_the_sandbox_segment_reaches_the_braze_emulator(server_url: URL
     assert set(codes) == {"external_id:braze-usr-10042", "external_id:braze-usr-10043"}, profiles
     assert sorted(codes.values()) == ["WELCOME-000001", "WELCOME-000002"]
     assert status["progress"]["skipped"]["reasons"] == {"no_consent": 1}, status
+
+
+def _sandbox(data_dir: Path, ports: tuple[int, int, int], *flags: str) -> tuple[str, str]:
+    """`voucher-relay sandbox` until it says how to stop it, then Ctrl-C: (guide, the rest)."""
+    port, braze_port, voucherify_port = ports
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "sandbox", "--port", str(port),
+         "--braze-port", str(braze_port), "--voucherify-port", str(voucherify_port),
+         "--data-dir", str(data_dir), *flags],
+        cwd=REPO, env=service_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        guide = ""
+        # The sandbox bounds each of its own waits, so this loop ends.
+        while not guide.rstrip().endswith(STOP_LINE):
+            line = process.stdout.readline()
+            assert line, f"the sandbox stopped early ({process.wait()}):\n{guide}"
+            guide += line
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, guide + rest
+    return guide, rest
+
+
+def _steps(guide: str) -> list[str]:
+    """The walk-through's lines, without what differs from run to run (ids, pids)."""
+    steps = []
+    for line in guide.splitlines():
+        if line.startswith(("1.", "2.", "3.", "   ")):
+            line = re.sub(r"evcus_sandbox_\w+", "<event>", line)
+            # Which of the two opted-in members gets the campaign's first code is a race.
+            steps.append(re.sub(r"WELCOME-00000[12]$", "WELCOME-00000<n>", line))
+    return steps
+
+
+def _stopped_everything(guide: str, data_dir: Path, ports: tuple[int, ...]) -> None:
+    for pid in map(int, re.findall(r" pid (\d+) ", guide)):
+        assert not Path(f"/proc/{pid}").exists(), f"child {pid} still runs"
+    assert wait_no_postgres(data_dir / "postgres") == [], "the sandbox left its Postgres running"
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # fails if a child still listens
+
+
+def test_the_sandbox_works_twice_in_a_row_and_ctrl_c_stops_all_of_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "sandbox"
+    before = set(REPO.iterdir())
+    ports = (free_port(), free_port(), free_port())
+    first, stopped = _sandbox(data_dir, ports)
+    assert "sandbox stopped: relay, Postgres and emulators" in stopped
+    _stopped_everything(first, data_dir, ports)
+    assert _steps(first) == [
+        "1. distributions from examples/distributions/: welcome-code created, welcome-run created",
+        "2. the signed sample webhook (customer.segment.entered, <event>): 202 matched, 1 delivery",
+        "   delivery 1: delivered",
+        "   Braze emulator: braze-usr-10042 welcome_code = WELCOME-7QX2KD",
+        f"3. manual run 1 of welcome-run to {SEGMENT_ID}: done, 2 delivered, 1 skipped"
+        " (no_consent: 1)",
+        "   Braze emulator: braze-usr-10042 welcome_code = WELCOME-00000<n>",
+        "   Braze emulator: braze-usr-10043 welcome_code = WELCOME-00000<n>",
+    ]
+
+    second, _ = _sandbox(data_dir, ports)
+    _stopped_everything(second, data_dir, ports)
+    assert _steps(second) == _steps(first), "a second sandbox starts afresh and does the same"
+
+    kept, _ = _sandbox(data_dir, ports, "--keep")
+    _stopped_everything(kept, data_dir, ports)
+    steps = _steps(kept)
+    assert steps[0].endswith("welcome-code unchanged, welcome-run unchanged")
+    assert steps[1].endswith(": 202 matched, 1 delivery"), "a new webhook id, not a duplicate"
+    assert re.search(r"^3\. manual run 2 of welcome-run .*: done", steps[4]), steps
+    assert set(REPO.iterdir()) == before, "the sandbox wrote outside its data folder"
