@@ -76,7 +76,7 @@ def test_triggers_formats_and_statuses_are_enums() -> None:
     assert "canceled" in SCHEMAS["RunSummary"]["properties"]["status"]["enum"]
     assert "queued" in SCHEMAS["ReplayRead"]["properties"]["status"]["enum"]
     assert SCHEMAS["EventSummary"]["properties"]["outcome"]["enum"] == [
-        "matched", "unmatched", "ignored",
+        "matched", "unmatched", "ignored", "failed",
     ]  # fmt: skip
 
 

@@ -125,6 +125,7 @@ REPLAY: dict[str, Any] = {
     "matched": 0,
     "queued": 0,
     "skipped": {},
+    "state_reset": 0,
     "started_at": None,
     "finished_at": None,
     "last_error": None,
@@ -211,7 +212,9 @@ SCHEMAS: dict[str, Any] = {
         "worker": "relay-worker-1:7461:6eee4d", "deliveries": [1],
     },
     "ReplayOptions": {"force": True},
-    "ReplayQueued": {"replay_id": REPLAY_ID, "delivery_id": 1, "status": "pending"},
+    "ReplayQueued": {
+        "replay_id": REPLAY_ID, "delivery_id": 1, "status": "pending", "state_reset": 0
+    },
     "ReplayRead": REPLAY,
     "ReplayCanceled": REPLAY | {"status": "canceled", "withdrawn": 3},
     "Page_ReplayRead_": {"items": [REPLAY], "next_cursor": None},
