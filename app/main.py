@@ -23,7 +23,6 @@ from app.config import Settings, get_settings, parse_database_url
 from app.db.schema import MIGRATE_COMMAND as MIGRATE
 from app.db.session import create_engine, create_sessionmaker
 from app.delivery.gate import workspace_key
-from app.delivery.stopping import stop_on
 from app.distributions import routes as distributions_routes
 from app.errors import (
     DATABASE_RETRY_AFTER_SECONDS,
@@ -46,7 +45,7 @@ from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
 from app.webhooks.routes import WebhookFastPath
-from app.worker import run_when_schema_current
+from app.worker import WorkerThread
 
 # character_not_in_repertoire (text) and untranslatable_character (jsonb \u0000).
 TEXT_POSTGRES_CANNOT_HOLD = frozenset({"22021", "22P05"})
@@ -102,7 +101,8 @@ def create_app(
         owned_engine = engine is None
         app.state.engine = engine or create_engine(_database_url(settings, database_url), settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
-        app.state.wake_worker = asyncio.Event()
+        worker = WorkerThread(settings, app.state.engine.url) if with_worker else None
+        app.state.wake_worker = worker.wake if worker is not None else asyncio.Event()
         app.state.inbox = Inbox(
             app.state.engine.url,
             pool_size=settings.db_pool_size,
@@ -116,27 +116,14 @@ def create_app(
             max_age=settings.metrics_cache_seconds,
         )
         process_running("api").inc()
-        stop_worker = asyncio.Event()
-        worker = (
-            asyncio.create_task(
-                run_when_schema_current(
-                    settings,
-                    app.state.engine,
-                    stop_worker,
-                    wake=app.state.wake_worker,
-                    announce=False,  # `serve` says it at start, for the API and the worker
-                ),
-                name="delivery-worker",
-            )
-            if with_worker
-            else None
-        )
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
             process_running("api").dec()
             if worker is not None:
-                await stop_on(stop_worker, worker, grace=settings.braze_timeout_seconds + 5)
+                await worker.stop()
             await app.state.inbox.close()
             if owned_engine:
                 await app.state.engine.dispose()

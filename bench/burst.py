@@ -4,7 +4,9 @@
 log level, Braze configured, the emulator answering in 50 ms) on a database with history:
 tens of thousands of settled, churned deliveries whose statistics were gathered while the queue
 was empty, the moment that made cached claim plans walk the whole queue. Then 20 s of intake at
-64 connections while the worker delivers, and a wave of webhooks for users never seen before.
+64 connections while the worker delivers (20,000 distinct loyalty events for 5,000 users,
+posted in a cycle: after the first pass Voucherify-style duplicates, as in the run that found
+the stall), and a wave of webhooks for users never seen before.
 
 Reported: intake throughput against a bare FastAPI endpoint in the same run, the time from the
 wave's last webhook to its last attribute at Braze, the claims' p99 over the whole run (from
@@ -29,8 +31,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.events import Webhook
 from bench.harness import (
     braze_emulator,
+    cpu_seconds,
     free_port,
     plain_url,
+    postgres_pids,
     private_postgres,
     server_process,
     uvicorn_command,
@@ -82,10 +86,11 @@ WAVE_LEFT = (
 
 def run(
     *, seconds: float = 20, wave: int = 5_000, history: int = 52_000, connections: int = 64,
-    latency_ms: int = 50,
+    latency_ms: int = 50, users: int = 5_000, events_each: int = 4,
 ) -> dict[str, Any]:  # fmt: skip
     results: dict[str, Any] = {
         "connections": connections, "latency_ms": latency_ms, "history": history, "wave": wave,
+        "users": users, "distinct_webhooks": users * events_each,
     }  # fmt: skip
     port = free_port()
     with server_process(uvicorn_command("bench.bare_app:app", port), port=port, env={}):
@@ -94,7 +99,7 @@ def run(
 
     braze_port, api_port = free_port(), free_port()
     with (
-        braze_emulator(braze_port, key=KEY, latency_ms=latency_ms),
+        braze_emulator(braze_port, key=KEY, latency_ms=latency_ms) as emulator_pid,
         private_postgres() as url,
     ):
         database, braze_url = plain_url(url), f"http://127.0.0.1:{braze_port}"
@@ -104,14 +109,25 @@ def run(
             "OPS_API_TOKENS": f"bench:write:{TOKEN}", "BRAZE_REST_URL": braze_url,
             "BRAZE_API_KEY": KEY, "PORT": str(api_port),
         }  # fmt: skip
-        with server_process([sys.executable, "-m", "app", "serve"], port=api_port, env=env):
+        with server_process(
+            [sys.executable, "-m", "app", "serve"], port=api_port, env=env
+        ) as serve_pid:
             httpx.post(
                 f"http://127.0.0.1:{api_port}/api/v1/distributions", json=DISTRIBUTION,
                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
             ).raise_for_status()  # fmt: skip
             post_load(api_port, connections=connections, seconds=2, trigger=TRIGGER)  # warm-up
-            intake = post_load(api_port, connections=connections, seconds=seconds, trigger=TRIGGER)
+            processes = {"serve": [serve_pid], "postgres": postgres_pids(url),
+                         "braze emulator": [emulator_pid]}  # fmt: skip
+            before = {name: cpu_seconds(pids) for name, pids in processes.items()}
+            intake = post_load(api_port, connections=connections, seconds=seconds,
+                               bodies=_events(users=users, each=events_each))  # fmt: skip
             results["relay"] = summarize(intake)
+            # Where the 2 cores went while the worker delivered (the baseline had them alone).
+            results["cpu_share_during_intake"] = {
+                name: round((cpu_seconds(pids) - before[name]) / intake.seconds, 2)
+                for name, pids in processes.items()
+            }
             posted = asyncio.run(post_all(_wave(wave), ports=[api_port], connections=connections))
             last_webhook = posted.started_at + posted.seconds
             deadline = time.monotonic() + 600
@@ -135,6 +151,10 @@ def run(
                                       {"statement": "braze_claim"})  # fmt: skip
     results["claims"] = _count(metrics, "voucher_relay_worker_statement_seconds",
                                {"statement": "braze_claim"})  # fmt: skip
+    results["statement_p99_ms"] = {
+        name: _p99_ms(metrics, "voucher_relay_worker_statement_seconds", {"statement": name})
+        for name in ("braze_candidates", "braze_claim_rows", "reap", "publisher_claim")
+    }
     results["statement_timeouts"] = _sum(metrics, "voucher_relay_worker_statement_timeouts")
     results["delivery_latency_p99_s"] = round(
         _p99_ms(metrics, "voucher_relay_delivery_latency_seconds", {"trigger": "webhook"}) / 1000,
@@ -156,6 +176,26 @@ def _with_history(database: str, deliveries: int) -> None:
             await connection.close()
 
     asyncio.run(seed())
+
+
+def _events(*, users: int, each: int) -> list[tuple[bytes, str]]:
+    """`each` loyalty events for each of `users` users, a minute apart, signed: the intake load
+    posts them in a cycle (after the first pass, duplicates), as in the run that found the
+    stall (20,000 distinct bodies for 5,000 users)."""
+    run, template = uuid.uuid4().hex[:6], sample(TRIGGER)
+    bodies = []
+    for k in range(each):
+        for n in range(users):
+            body = json.loads(json.dumps(template))
+            stamp = f"2026-12-04T10:{k:02d}:00.000Z"
+            body["id"] = f"whs_{run}_{n}_{k}"
+            body["event"]["id"], body["event"]["created_at"] = f"evcus_{run}_{n}_{k}", stamp
+            body["created_at"] = stamp
+            body["data"]["customer"]["source_id"] = f"load-{run}-{n}"
+            body["data"]["voucher"]["loyalty_card"]["balance"] = 100 * (k + 1) + n % 97
+            raw = json.dumps(body, separators=(",", ":")).encode()
+            bodies.append((raw, hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()))
+    return bodies
 
 
 def _wave(count: int) -> list[Webhook]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from bench.harness import (
@@ -38,14 +39,16 @@ def summarize(result: LoadResult) -> dict[str, Any]:
 
 
 def post_load(
-    port: int, *, connections: int, seconds: float, trigger: str = "customer.segment.entered"
-) -> LoadResult:
-    """Signed webhooks of `trigger`'s sample, a new event and customer each, for `seconds`."""
+    port: int, *, connections: int, seconds: float, trigger: str = "customer.segment.entered",
+    bodies: Sequence[tuple[bytes, str]] | None = None,
+) -> LoadResult:  # fmt: skip
+    """Signed webhooks of `trigger`'s sample, a new event and customer each (or `bodies` in a
+    cycle), for `seconds`."""
     return asyncio.run(
         run_load(
             host="127.0.0.1", port=port, path="/webhooks/voucherify",
             template=sample(trigger), secret=SECRET.encode(),
-            connections=connections, seconds=seconds,
+            connections=connections, seconds=seconds, bodies=bodies,
         )
     )  # fmt: skip
 

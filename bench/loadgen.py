@@ -9,7 +9,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +96,15 @@ async def _connection(
 async def run_load(
     *, host: str, port: int, path: str, template: dict[str, Any], secret: bytes,
     connections: int, seconds: float, first_number: int = 0,
+    bodies: Sequence[tuple[bytes, str]] | None = None,
 ) -> LoadResult:  # fmt: skip
-    make = webhook_factory(template, secret)
+    """Post for `seconds`: a new webhook from `template` each time, or `bodies` (signed) in a
+    cycle, the same bytes again once all were sent (duplicates, as Voucherify's retries)."""
+    make = (
+        webhook_factory(template, secret)
+        if bodies is None
+        else lambda number: bodies[number % len(bodies)]
+    )
     result = LoadResult(requests=0, errors=0, statuses={}, seconds=0.0, latencies_ms=[])
     counter = [first_number]
     started = time.monotonic()

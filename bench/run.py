@@ -156,7 +156,7 @@ def main() -> int:
         "memory": lambda: memory.run(small=int(10_000 * scale), large=int(1_000_000 * scale),
                                      max_seconds=max(60.0, 300 * scale)),
         "burst": lambda: burst.run(seconds=max(2.0, 20 * scale), wave=int(5_000 * scale),
-                                   history=int(52_000 * scale)),
+                                   history=int(52_000 * scale), users=int(5_000 * scale)),
     }  # fmt: skip
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
