@@ -15,23 +15,9 @@ from pydantic import (
     model_validator,
 )
 
+from app.distributions.names import BRAZE_RULES, broken_rule, describe
 from app.distributions.paths import check_path
 from app.distributions.triggers import KNOWN_TRIGGERS
-
-# Braze's built-in profile fields: a custom attribute with one of these names would write the
-# profile field instead (reference braze.md 1.4 and the user attributes object).
-RESERVED_ATTRIBUTE_NAMES = frozenset(
-    {
-        "external_id", "user_alias", "braze_id", "email", "phone", "first_name", "last_name",
-        "gender", "dob", "country", "home_city", "language", "time_zone", "email_subscribe",
-        "push_subscribe", "subscription_groups", "push_tokens", "email_open_tracking_disabled",
-        "email_click_tracking_disabled", "facebook", "twitter", "image_url",
-        "marked_email_as_spam_at", "date_of_first_session", "date_of_last_session",
-        "attribution_data", "current_location",
-        "bio", "user_aliases", "custom_attributes", "_update_existing_only", "_merge_objects",
-        "phone_numbers", "email_addresses",
-    }
-)  # fmt: skip
 
 CODE_SOURCE_PATH = "voucher.code"
 FORMATS = ("raw", "string", "iso_datetime", "date", "minor_units_to_decimal", "integer", "boolean")
@@ -116,16 +102,9 @@ class MappingItem(_Strict):
     @field_validator("attribute")
     @classmethod
     def _attribute(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("attribute name must not be empty")
-        if value != value.strip():
-            raise ValueError("attribute name must not start or end with spaces")
-        if len(value) > 255:
-            raise ValueError("attribute name must be at most 255 characters")
-        if value.startswith("$"):
-            raise ValueError("attribute name must not start with $ (Braze operators do)")
-        if value in RESERVED_ATTRIBUTE_NAMES:
-            raise ValueError(f"{value!r} is a Braze profile field, not a custom attribute")
+        # Braze's own rules only: the Liquid ones apply to new configurations (rules.py).
+        if (rule := broken_rule(value, BRAZE_RULES)) is not None:
+            raise ValueError(describe(value, rule))
         return value
 
 
