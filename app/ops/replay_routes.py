@@ -115,13 +115,15 @@ async def list_replays(
     return Page(items=[ReplayRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/replays/{replay_id}", summary="One replay: its filter, status and counts so far")
+# {replay_id:uuid}: a path that holds no UUID is no replay, so that GET /replays/plan is a 405
+# (that path takes POST) rather than a 422 for a replay id "plan".
+@router.get("/replays/{replay_id:uuid}", summary="One replay: its filter, status and counts so far")
 async def get_replay(replay_id: uuid.UUID, session: SessionDep, _: OpsAuthDep) -> ReplayRead:
     return ReplayRead.model_validate(await replay_service.get(session=session, replay_id=replay_id))
 
 
 @router.post(
-    "/replays/{replay_id}/cancel",
+    "/replays/{replay_id:uuid}/cancel",
     summary="Stop a replay and withdraw the deliveries it queued that have not gone out yet",
 )
 async def cancel_replay(
