@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -108,17 +109,29 @@ class MappingItem(_Strict):
         return value
 
 
+# Documented as the API checks them (the validator below says which trigger is unknown).
+Triggers = Annotated[
+    list[str],
+    Field(
+        min_length=1, max_length=30,
+        json_schema_extra={"uniqueItems": True, "items": {"enum": sorted(KNOWN_TRIGGERS)}},
+    ),
+]  # fmt: skip
+Mapping = Annotated[list[MappingItem], Field(min_length=1, max_length=100)]
+Description = Annotated[str, Field(max_length=2000)]
+
+
 class DistributionConfig(_Strict):
     """Everything an operator configures; the mapping engine works from this alone."""
 
     name: Name
-    description: str | None = Field(default=None, max_length=2000)
-    triggers: list[str] = Field(min_length=1, max_length=30)
+    description: Description | None = None
+    triggers: Triggers
     filters: Filters = Field(default_factory=Filters)
     code_source: CodeSource = Field(default_factory=lambda: CodeFromEvent(type="event"))
     identity: Identity = Field(default_factory=Identity)
     consent: Consent | None = None
-    mapping: list[MappingItem] = Field(min_length=1, max_length=100)
+    mapping: Mapping
     action: Literal["set", "unset"] = "set"
     update_existing_only: bool = False
     status: Literal["active", "paused"] = "active"
@@ -147,20 +160,46 @@ class DistributionConfig(_Strict):
         return self
 
 
+# What null means in a patch: no description, no consent check. The other fields are replaced
+# or left out, never null.
+NULLABLE_IN_PATCH = frozenset({"description", "consent"})
+
+
+def _document_not_null(schema: dict[str, Any]) -> None:
+    """The patch's OpenAPI says null only where a patch takes it (pydantic writes every optional
+    field as nullable)."""
+    for name, field in schema["properties"].items():
+        if name in NULLABLE_IN_PATCH or "anyOf" not in field:
+            continue
+        kept = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+        field.pop("default", None)
+        field.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+
 class DistributionPatch(_Strict):
     """A partial update: the given fields replace the stored ones, then the whole is validated."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
+
     name: Name | None = None
-    description: str | None = None
-    triggers: list[str] | None = None
+    description: Description | None = None
+    triggers: Triggers | None = None
     filters: Filters | None = None
     code_source: CodeSource | None = None
     identity: Identity | None = None
     consent: Consent | None = None
-    mapping: list[MappingItem] | None = None
+    mapping: Mapping | None = None
     action: Literal["set", "unset"] | None = None
     update_existing_only: bool | None = None
     status: Literal["active", "paused"] | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        # Runs for the fields a patch gives only (defaults are not validated).
+        if value is None and info.field_name not in NULLABLE_IN_PATCH:
+            raise ValueError(f"{info.field_name} cannot be null: leave it out to keep it")
+        return value
 
 
 class DistributionRead(DistributionConfig):

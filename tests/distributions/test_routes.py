@@ -4,6 +4,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import READER, WRITER
 from tests.factories import distribution_body, sample
@@ -83,6 +84,20 @@ async def test_patch_changes_some_fields_and_revalidates(client: httpx.AsyncClie
     )
     assert invalid.status_code == 422
     assert "voucher code must be mapped" in invalid.json()["error"]["details"][0]["message"]
+
+
+@pytest.mark.parametrize("field", ["name", "triggers", "filters", "identity", "mapping", "status"])
+async def test_a_patch_nulling_a_field_it_can_only_replace_gets_422_as_documented(
+    app: FastAPI, client: httpx.AsyncClient, field: str
+) -> None:
+    created = await create(client)
+    answer = await client.patch(f"{BASE}/{created['id']}", json={field: None}, headers=WRITER)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["error"]["details"][0]
+    assert detail["loc"] == ["body", field] and "cannot be null" in detail["message"], detail
+    documented = app.openapi()["components"]["schemas"]["DistributionPatch"]["properties"]
+    assert {"type": "null"} not in documented[field].get("anyOf", []), documented[field]
+    assert {"type": "null"} in documented["consent"]["anyOf"]
 
 
 async def test_saving_an_unchanged_distribution_keeps_its_version(
