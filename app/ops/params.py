@@ -9,7 +9,7 @@ from typing import Annotated
 
 from annotated_types import Interval
 from fastapi import Path, Query
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 # Row ids are Postgres bigints.
 BIGINT_MAX = 2**63 - 1
@@ -35,8 +35,25 @@ def bounded_time(moment: datetime) -> datetime:
     return moment
 
 
+def iso_text(value: object) -> object:
+    """Refuse a number where a time is expected: pydantic would read it as Unix seconds, so
+    that ?since=2026 (a year, meant) would be 1970-01-01T00:33:46Z."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, int | float) or (isinstance(text, str) and _is_number(text)):
+        raise ValueError(f"a time must be ISO-8601 (e.g. 2026-03-10T09:00:00Z), not {value!r}")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 RowIdValue = Annotated[int, Interval(ge=1, le=BIGINT_MAX)]
-Moment = Annotated[datetime, AfterValidator(bounded_time)]
+Moment = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(bounded_time)]
 
 RowId = Annotated[RowIdValue, Path(description="a row id")]
 RowIdFilter = Annotated[RowIdValue | None, Query()]

@@ -115,3 +115,19 @@ async def test_every_documented_integer_id_is_bounded_by_bigint(app: FastAPI) ->
     assert ids, "the ops API has integer ids"
     for where, name, schema in ids:
         assert (schema.get("minimum"), schema.get("maximum")) == (1, BIGINT_MAX), (where, name)
+
+
+@pytest.mark.parametrize("number", ["2026", "0.5", "-1", "1741597200"])
+async def test_a_number_for_a_time_gets_422_instead_of_a_time_in_1970(
+    client: httpx.AsyncClient, number: str
+) -> None:
+    distribution = await create_distribution(client)
+    replay = f"/api/v1/distributions/{distribution}/replay"
+    for method, url, kwargs in (
+        ("GET", "/api/v1/events", {"params": {"since": number}}),
+        ("GET", "/api/v1/deliveries", {"params": {"until": number}}),
+        ("POST", "/api/v1/replays/plan", {"json": {"filter": {"since": float(number)}}}),
+        ("POST", replay, {"json": {"since": number}}),
+    ):
+        response = await client.request(method, url, headers=WRITER, **kwargs)
+        assert "ISO-8601" in _messages(response), (url, kwargs)
