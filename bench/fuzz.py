@@ -1,0 +1,115 @@
+"""make fuzz: Schemathesis with every check it has (`--checks all`) over every /api/v1 operation
+of a served voucher-relay, FUZZ_EXAMPLES (200) generated requests per operation in each phase
+(examples, coverage, fuzzing, stateful), on its own embedded Postgres holding a distribution,
+a stored webhook with its delivery, and a run. Exits with Schemathesis's code; the server's log
+and Schemathesis's reports are kept when it fails (or with --keep).
+
+`make test` runs the same checks in-process with fewer examples (tests/test_openapi_fuzz.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from app.webhooks.signature import sign
+from bench.soak_cluster import Cluster
+from tests.factories import distribution_body, sample
+
+TOKEN = "fuzz-ops-token"
+SECRET = "fuzz-webhook-secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", 200)),
+        help="generated requests per operation and phase (default: FUZZ_EXAMPLES or 200)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=os.environ.get("FUZZ_SEED"))
+    parser.add_argument("--keep", action="store_true", help="keep the folder with the logs")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    folder = Path(tempfile.mkdtemp(prefix="vr-fuzz-"))
+    cluster = Cluster(folder)
+    started = time.monotonic()
+    code = 1
+    try:
+        port = _serve(cluster)
+        code = _schemathesis(port, folder, examples=args.examples, seed=args.seed)
+    except _Interrupted:
+        print("interrupted: stopping every process", file=sys.stderr)
+    finally:
+        cluster.stop_all()
+        minutes = (time.monotonic() - started) / 60
+        print(f"make fuzz: exit {code} after {minutes:.1f} minutes")
+        if args.keep or code != 0:
+            print(f"server log and reports kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    return code
+
+
+def _serve(cluster: Cluster) -> int:
+    """An API process (no worker: nothing leaves for Braze) on a database with one of each."""
+    database = cluster.start_postgres()
+    env = {
+        "DATABASE_URL": database, "VOUCHERIFY_WEBHOOK_SECRET": SECRET,
+        "OPS_API_TOKENS": f"fuzz:write:{TOKEN}", "LOG_LEVEL": "warning",
+    }  # fmt: skip
+    port = cluster.start_api("api", env)
+    api = f"http://127.0.0.1:{port}"
+    created = httpx.post(f"{api}/api/v1/distributions", json=distribution_body(), headers=AUTH)
+    created.raise_for_status()
+    raw = json.dumps(sample("customer.segment.entered")).encode()
+    headers = {
+        "content-type": "application/json",
+        "x-voucherify-signature": sign(raw, SECRET.encode()),
+    }
+    httpx.post(f"{api}/webhooks/voucherify", content=raw, headers=headers).raise_for_status()
+    publishing = distribution_body(name="runs", code_source={"type": "publish", "campaign": "C"})
+    runnable = httpx.post(f"{api}/api/v1/distributions", json=publishing, headers=AUTH)
+    runnable.raise_for_status()
+    run = {"audience": {"source_ids": ["braze-usr-10042"]}}
+    httpx.post(
+        f"{api}/api/v1/distributions/{runnable.json()['id']}/runs", json=run, headers=AUTH
+    ).raise_for_status()
+    return port
+
+
+def _schemathesis(port: int, folder: Path, *, examples: int, seed: int | None) -> int:
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")), "run",
+        f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
+        "--max-examples", str(examples), "--include-path-regex", "^/api/v1/",
+        "--header", f"Authorization: Bearer {TOKEN}", "--workers", "2",
+        "--report", "junit,ndjson", "--report-dir", str(folder / "reports"),
+    ]  # fmt: skip
+    if seed is not None:
+        command += ["--seed", str(seed)]
+    return subprocess.call(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
