@@ -1,8 +1,9 @@
 """make fuzz: Schemathesis with every check it has (`--checks all`) over every /api/v1 operation
 of a served voucher-relay, FUZZ_EXAMPLES (200) generated requests per operation in each phase
 (examples, coverage, fuzzing, stateful), on its own embedded Postgres holding a distribution,
-a stored webhook with its delivery, and a run. Exits with Schemathesis's code; the server's log
-and Schemathesis's reports are kept when it fails (or with --keep).
+a webhook delivered to a Braze emulator (so there is a Braze request), and a run. Exits with
+Schemathesis's code; the processes' logs and Schemathesis's reports are kept when it fails
+(or with --keep).
 
 `make test` runs the same checks in-process with fewer examples (tests/test_openapi_fuzz.py).
 """
@@ -24,10 +25,12 @@ from types import FrameType
 import httpx
 
 from app.webhooks.signature import sign
+from bench.harness import REPO
 from bench.soak_cluster import Cluster
 from tests.factories import distribution_body, sample
 
 TOKEN = "fuzz-ops-token"
+BRAZE_KEY = "fuzz-braze-key"
 SECRET = "fuzz-webhook-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -72,13 +75,17 @@ def main() -> int:
 
 
 def _serve(cluster: Cluster) -> int:
-    """An API process (no worker: nothing leaves for Braze) on a database with one of each."""
+    """An API and a worker process sending to a Braze emulator, on a database with a row of each
+    kind the API shows (a replay's id cannot be guessed: none is made)."""
     database = cluster.start_postgres()
+    braze = cluster.start_emulator({"BENCH_BRAZE_KEY": BRAZE_KEY})
     env = {
         "DATABASE_URL": database, "VOUCHERIFY_WEBHOOK_SECRET": SECRET,
         "OPS_API_TOKENS": f"fuzz:write:{TOKEN}", "LOG_LEVEL": "warning",
+        "BRAZE_REST_URL": braze, "BRAZE_API_KEY": BRAZE_KEY,
     }  # fmt: skip
     port = cluster.start_api("api", env)
+    cluster.start_worker("worker", env)
     api = f"http://127.0.0.1:{port}"
     created = httpx.post(f"{api}/api/v1/distributions", json=distribution_body(), headers=AUTH)
     created.raise_for_status()
@@ -88,6 +95,7 @@ def _serve(cluster: Cluster) -> int:
         "x-voucherify-signature": sign(raw, SECRET.encode()),
     }
     httpx.post(f"{api}/webhooks/voucherify", content=raw, headers=headers).raise_for_status()
+    _wait_delivered(f"{api}/api/v1/deliveries/1")
     publishing = distribution_body(name="runs", code_source={"type": "publish", "campaign": "C"})
     runnable = httpx.post(f"{api}/api/v1/distributions", json=publishing, headers=AUTH)
     runnable.raise_for_status()
@@ -98,9 +106,18 @@ def _serve(cluster: Cluster) -> int:
     return port
 
 
+def _wait_delivered(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(url, headers=AUTH).json()["status"] != "delivered":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} was not delivered within {timeout} s")
+        time.sleep(0.2)
+
+
 def _schemathesis(port: int, folder: Path, *, examples: int, seed: int | None) -> int:
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "run",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file", str(REPO / "schemathesis.toml"), "run",
         f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
         "--max-examples", str(examples), "--include-path-regex", "^/api/v1/",
         "--header", f"Authorization: Bearer {TOKEN}", "--workers", "2",
