@@ -14,33 +14,23 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
 import httpx
 
 from app.webhooks.signature import sign
 from bench.harness import REPO
-from bench.soak_cluster import Cluster
+from bench.soak_cluster import Cluster, Interrupted, raise_on_signals
 from tests.factories import distribution_body, sample
 
 TOKEN = "fuzz-ops-token"
 BRAZE_KEY = "fuzz-braze-key"
 SECRET = "fuzz-webhook-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Interrupted
 
 
 def main() -> int:
@@ -52,8 +42,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=os.environ.get("FUZZ_SEED"))
     parser.add_argument("--keep", action="store_true", help="keep the folder with the logs")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    raise_on_signals()
     folder = Path(tempfile.mkdtemp(prefix="vr-fuzz-"))
     cluster = Cluster(folder)
     started = time.monotonic()
@@ -61,7 +50,7 @@ def main() -> int:
     try:
         port = _serve(cluster)
         code = _schemathesis(port, folder, examples=args.examples, seed=args.seed)
-    except _Interrupted:
+    except Interrupted:
         print("interrupted: stopping every process", file=sys.stderr)
     finally:
         cluster.stop_all()
