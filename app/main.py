@@ -41,7 +41,7 @@ from app.openapi.pages import install_pages
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
-from app.ops.body_limit import ApiBodyLimit
+from app.ops.body_limit import ApiBodyLimit, is_json
 from app.runs import routes as runs_routes
 from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
@@ -65,16 +65,6 @@ API_DESCRIPTION = (
     "replays are paged newest first: pass `next_cursor` as `?cursor=`. Times without a zone "
     "are UTC."
 )
-
-
-def _is_json(content_type: str | None) -> bool:
-    """application/json or application/...+json, as FastAPI decides whether to parse a body."""
-    if not content_type:
-        return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
 
 
 def _not_utf8(exc: UnicodeDecodeError) -> str:
@@ -267,7 +257,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 message = f"the body is not valid JSON ({reason}); {SEND_JSON}"
                 return JSONResponse(error_body("invalid_json", message), 400)
         body_refused = any(tuple(err.get("loc", ()))[:1] == ("body",) for err in errors)
-        if body_refused and not _is_json(request.headers.get("content-type")):
+        if body_refused and not is_json(request.headers.get("content-type")):
             given = request.headers.get("content-type") or "no Content-Type"
             message = f"the body was sent as {given}; {SEND_JSON}"
             return JSONResponse(error_body("unsupported_media_type", message), 415)
