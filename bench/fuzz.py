@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,7 @@ def main() -> int:
     try:
         port = _serve(cluster)
         code = _schemathesis(port, folder, examples=args.examples, seed=args.seed)
+        _say_requests_per_operation(folder / "reports")
     except Interrupted:
         print("interrupted: stopping every process", file=sys.stderr)
     finally:
@@ -115,6 +117,25 @@ def _schemathesis(port: int, folder: Path, *, examples: int, seed: int | None) -
     if seed is not None:
         command += ["--seed", str(seed)]
     return subprocess.call(command)
+
+
+def _say_requests_per_operation(reports: Path) -> None:
+    """Per phase, the fewest and most requests an operation got (Schemathesis stops early on
+    an operation whose inputs run out, such as one without parameters)."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for path in reports.glob("*.ndjson"):
+        for line in path.read_text().splitlines():
+            finished = json.loads(line).get("ScenarioFinished") or {}
+            recorder = finished.get("recorder") or {}
+            counts[finished.get("phase", "")][recorder.get("label", "")] += len(
+                recorder.get("cases") or ()
+            )
+    for phase, per_operation in sorted(counts.items()):
+        ranked = per_operation.most_common()
+        if ranked and ranked[0][1]:
+            (most_label, most), (fewest_label, fewest) = ranked[0], ranked[-1]
+            print(f"{phase}: {len(ranked)} operations, {fewest} ({fewest_label}) to {most} "
+                  f"({most_label}) requests each")  # fmt: skip
 
 
 if __name__ == "__main__":
