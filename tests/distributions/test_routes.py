@@ -61,6 +61,18 @@ async def test_list_filters_by_status_and_trigger(client: httpx.AsyncClient) -> 
     assert await names(trigger="customer.order.paid") == ["order-paid"]
 
 
+async def test_listing_by_an_unknown_trigger_gets_422_naming_the_known_ones(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.get(BASE, params={"trigger": "customer.segment.joined"}, headers=READER)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["error"]["details"][0]["message"]
+    assert (
+        "unknown trigger 'customer.segment.joined'" in message
+        and "customer.segment.entered" in message
+    )
+
+
 async def test_put_replaces_and_increments_version(client: httpx.AsyncClient) -> None:
     created = await create(client)
     body = distribution_body(mapping=[{"source": "voucher.code", "attribute": "welcome_voucher"}])
