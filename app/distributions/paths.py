@@ -28,7 +28,7 @@ def check_path(path: str) -> str:
     if not path or len(path) > MAX_PATH_LENGTH or not PATH_PATTERN.match(path):
         raise ValueError(
             f"{path!r} is not a source path: use dotted names with optional [index], "
-            "e.g. voucher.code or webhook.data.vouchers[0].gift.balance"
+            "e.g. voucher.code or vouchers[0].gift.balance"
         )
     return path
 

@@ -5,8 +5,6 @@ delivering, and can still be edited and imported again as it is."""
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.distributions import files, rules
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig
+from app.errors import FileProblems
 from tests.conftest import WRITER
 from tests.factories import distribution_body, sample
 
 BASE = "/api/v1/distributions"
-README = Path(__file__).resolve().parents[2] / "README.md"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "distributions"
 CODE = {"source": "voucher.code", "attribute": "code"}
 
 
@@ -86,16 +85,11 @@ async def test_free_paths_the_catalogue_leaves_open_are_accepted(
     assert (await client.post(BASE, json=body, headers=WRITER)).status_code == 201
 
 
-def _readme_distributions() -> list[dict[str, Any]]:
-    bodies = [json.loads(b) for b in re.findall(r"-d '(\{.*?\})'", README.read_text(), re.S)]
-    return [body for body in bodies if "mapping" in body and "triggers" in body]
-
-
-def test_the_readme_distributions_keep_every_rule() -> None:
-    found = _readme_distributions()
-    assert len(found) >= 3, "the README's examples were found"
-    for body in found:
-        assert rules.problems(DistributionConfig.model_validate(body)) == [], body["name"]
+def test_the_example_distributions_keep_every_rule() -> None:
+    checked = files.check([EXAMPLES])
+    assert len(checked.configs) >= 2, "the examples were found"
+    for config in checked.configs:
+        assert rules.problems(config) == [], config.name
 
 
 # Stored by an earlier version: a typo in a source and in the identity path, and attribute
@@ -162,9 +156,9 @@ async def test_an_export_holding_a_distribution_stored_before_the_rules_imports_
 ) -> None:
     path = tmp_path / "d.yaml"
     path.write_text(await files.export_text(session=session, fmt="yaml"))
-    report = await files.import_file(session=session, path=path)
+    report = await files.import_checked(session=session, checked=files.check([path]))
     assert report.unchanged == ["legacy"]
-    fresh = path.read_text().replace("name: legacy", "name: legacy-copy")
-    path.write_text(fresh)
-    with pytest.raises(ValueError, match=r"'legacy-copy', mapping.1.source: 'customer.nmae'"):
-        await files.import_file(session=session, path=path)
+    path.write_text(path.read_text().replace("name: legacy", "name: legacy-copy"))
+    with pytest.raises(FileProblems) as refused:
+        await files.import_checked(session=session, checked=files.check([path]))
+    assert f"{path}: legacy-copy: mapping[1].source: 'customer.nmae'" in refused.value.problems[0]
