@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -129,7 +130,8 @@ class DistributionConfig(_Strict):
     consent: Consent | None = None
     mapping: Mapping
     action: Literal["set", "unset"] = "set"
-    update_existing_only: bool = False
+    # Strict: 0 or "yes" is no answer to whether Braze may create a profile.
+    update_existing_only: StrictBool = False
     status: Literal["active", "paused"] = "active"
 
     @field_validator("triggers")
@@ -186,7 +188,7 @@ class DistributionPatch(_Strict):
     consent: Consent | None = None
     mapping: Mapping | None = None
     action: Literal["set", "unset"] | None = None
-    update_existing_only: bool | None = None
+    update_existing_only: StrictBool | None = None
     status: Literal["active", "paused"] | None = None
 
     @field_validator("*")

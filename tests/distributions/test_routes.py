@@ -73,6 +73,20 @@ async def test_listing_by_an_unknown_trigger_gets_422_naming_the_known_ones(
     )
 
 
+@pytest.mark.parametrize("loose", [0, 1, "yes", "true"])
+async def test_update_existing_only_takes_only_true_or_false(
+    client: httpx.AsyncClient, loose: object
+) -> None:
+    body = distribution_body(update_existing_only=loose)
+    answer = await client.post(BASE, json=body, headers=WRITER)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"][0]["loc"] == ["body", "update_existing_only"]
+    created = await create(client)
+    patch = {"update_existing_only": loose}
+    answer = await client.patch(f"{BASE}/{created['id']}", json=patch, headers=WRITER)
+    assert answer.status_code == 422, answer.text
+
+
 async def test_put_replaces_and_increments_version(client: httpx.AsyncClient) -> None:
     created = await create(client)
     body = distribution_body(mapping=[{"source": "voucher.code", "attribute": "welcome_voucher"}])
