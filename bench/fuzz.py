@@ -110,6 +110,8 @@ def _schemathesis(port: int, folder: Path, *, examples: int, seed: int | None) -
         str(Path(sys.executable).with_name("schemathesis")),
         "--config-file", str(REPO / "schemathesis.toml"), "run",
         f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
+        # A soft delete keeps a distribution readable: see schemathesis.toml.
+        "--exclude-checks", "use_after_free",
         "--max-examples", str(examples), "--include-path-regex", "^/api/v1/",
         "--header", f"Authorization: Bearer {TOKEN}", "--workers", "2",
         "--report", "junit,ndjson", "--report-dir", str(folder / "reports"),
