@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Rebuilt when the dependencies change: a fresh clone gets .venv on first use.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format lock migrate bench soak clean sandbox env docs
+.PHONY: run test lint format lock migrate bench soak fuzz clean sandbox env docs
 
 run: $(STAMP) ## Serve on 127.0.0.1:8000 (embedded Postgres under .data/ unless DATABASE_URL is set)
 	$(BIN)/voucher-relay serve
@@ -40,6 +40,9 @@ bench: $(STAMP) ## Benchmarks against same-run baselines (~15 min; BENCH_SCALE=0
 
 soak: $(STAMP) ## Faults, kills and restarts with 2 APIs and 2 workers (~6 min; SOAK_SCALE=0.1: ~2 min)
 	$(BIN)/python -m bench.soak
+
+fuzz: $(STAMP) ## Schemathesis --checks all, 200 examples per operation, on a served relay (FUZZ_EXAMPLES, FUZZ_SEED)
+	$(BIN)/python -m bench.fuzz
 
 migrate: $(STAMP) ## Upgrade the database schema to the newest revision
 	$(BIN)/voucher-relay migrate

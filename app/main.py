@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, health
@@ -39,7 +40,7 @@ from app.openapi.pages import install_pages
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.auth import parse_tokens
-from app.ops.body_limit import ApiBodyLimit
+from app.ops.body_limit import ApiBodyLimit, is_json
 from app.runs import routes as runs_routes
 from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
@@ -63,16 +64,6 @@ API_DESCRIPTION = (
     "replays are paged newest first: pass `next_cursor` as `?cursor=`. Times without a zone "
     "are UTC."
 )
-
-
-def _is_json(content_type: str | None) -> bool:
-    """application/json or application/...+json, as FastAPI decides whether to parse a body."""
-    if not content_type:
-        return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
 
 
 def _not_utf8(exc: UnicodeDecodeError) -> str:
@@ -146,18 +137,19 @@ def create_app(
         app.state.ops_tokens = parse_tokens([t.get_secret_value() for t in settings.ops_api_tokens])
     except ValueError as exc:
         raise ConfigError(f"OPS_API_TOKENS: {exc}") from None
-    # The webhook route first: routes are matched in order, and it is the hot path.
-    app.include_router(webhooks_routes.router)
-    app.include_router(health.router)
-    app.include_router(distributions_routes.router)
-    app.include_router(ops_routes.router)
-    app.include_router(replay_routes.router)
-    app.include_router(runs_routes.router)
-    app.include_router(metrics_routes.router)
+    for router in ROUTERS:
+        app.include_router(router)
     install_pages(app)
     install_document(app)
     _install_error_handlers(app)
     return app
+
+
+# The webhook route first: routes are matched in order, and it is the hot path.
+ROUTERS = (
+    webhooks_routes.router, health.router, distributions_routes.router, ops_routes.router,
+    replay_routes.router, runs_routes.router, metrics_routes.router,
+)  # fmt: skip
 
 
 class VoucherRelayApp(FastAPI):
@@ -197,6 +189,18 @@ def _braze_workspace(settings: Settings) -> str | None:
     return workspace_key(settings.braze_rest_url, settings.braze_api_key.get_secret_value())
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at the request's path. Starlette's 405 names the methods
+    of the first such route only, and FastAPI makes a route of each operation."""
+    methods: set[str] = set()
+    # The app's own routes (/openapi.json, /docs), then those of the included routers.
+    routes = [*request.app.router.routes, *(route for router in ROUTERS for route in router.routes)]
+    for route in routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VoucherRelayError)
     async def _domain_error(request: Request, exc: VoucherRelayError) -> JSONResponse:
@@ -205,7 +209,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own answers (an unparsable body, an unknown path) in the one error shape.
         if isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI's "There was an error parsing the body" does not say what to send.
@@ -215,7 +219,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             message = f"the body is not valid JSON here (nested too deeply); {SEND_JSON}"
             return JSONResponse(error_body("invalid_json", message), 400)
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -237,7 +244,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 message = f"the body is not valid JSON ({reason}); {SEND_JSON}"
                 return JSONResponse(error_body("invalid_json", message), 400)
         body_refused = any(tuple(err.get("loc", ()))[:1] == ("body",) for err in errors)
-        if body_refused and not _is_json(request.headers.get("content-type")):
+        if body_refused and not is_json(request.headers.get("content-type")):
             given = request.headers.get("content-type") or "no Content-Type"
             message = f"the body was sent as {given}; {SEND_JSON}"
             return JSONResponse(error_body("unsupported_media_type", message), 415)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -15,6 +17,17 @@ from app.config import Settings
 
 REDACTED = "[redacted]"
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# What a caller's X-Request-Id may be to be kept (a trace id, a UUID): it goes into every log
+# line of the request and back in the answer, so a long or odd one is not taken as it is.
+PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's X-Request-Id when short and plain, else a new id (32 hex digits)."""
+    if header is not None and PLAIN_REQUEST_ID.fullmatch(header):
+        return header
+    return os.urandom(16).hex()
+
 
 # Attributes every LogRecord has; anything else passed with `extra=` is logged as a field.
 # uvicorn's `color_message` is the message again with terminal escape codes: never a field.

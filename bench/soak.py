@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -27,7 +26,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -36,7 +34,7 @@ from bench.events import build_stream
 from bench.poster import Posted, post_all
 from bench.relay import QUEUE_LEFT, create_distributions, scalar, status_counts
 from bench.soak_checks import Report, check
-from bench.soak_cluster import Cluster
+from bench.soak_cluster import Cluster, Interrupted, raise_on_signals
 
 SECRET = "soak-webhook-secret"
 TOKEN = "soak-ops-token"
@@ -66,14 +64,6 @@ class SoakConfig:
         )  # fmt: skip
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Interrupted
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=float(os.environ.get("SOAK_SCALE", 1)))
@@ -87,15 +77,13 @@ def main() -> int:
     if args.outage_seconds:
         config = replace(config, outage_seconds=args.outage_seconds)
 
-    # Explicit for both: a soak started in the background ignores SIGINT otherwise.
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    raise_on_signals()
     folder = Path(tempfile.mkdtemp(prefix="vr-soak-"))
     cluster = Cluster(folder)
     report: Report | None = None
     try:
         report = _soak(cluster, config)
-    except (KeyboardInterrupt, _Interrupted):
+    except (KeyboardInterrupt, Interrupted):
         print("interrupted: stopping every process", file=sys.stderr)
     finally:
         cluster.stop_all()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import httpx
@@ -18,6 +19,21 @@ import httpx
 from app.db import migrate
 from app.db.embedded import EmbeddedPostgres
 from bench.harness import REPO, free_port, plain_url, uvicorn_command
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT, raised in the main thread so that every process gets stopped."""
+
+
+def raise_on_signals() -> None:
+    """SIGTERM and SIGINT raise Interrupted; explicit for both, since a run started in the
+    background ignores SIGINT otherwise."""
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted
+
+    signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, _raise)
 
 
 class Cluster:

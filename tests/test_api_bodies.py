@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import WRITER
+from tests.factories import distribution_body, sample
 
 SEND_JSON = "send a JSON body with Content-Type: application/json"
 
@@ -139,3 +141,31 @@ async def test_a_body_under_the_limit_reaches_the_endpoint(client: httpx.AsyncCl
     answer = await client.post("/api/v1/replays/plan", content=chunked(), headers=headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["count"] == 0
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDC80", "\\ud83d x", "\\udc80\\ud83d"])
+async def test_a_body_holding_half_a_utf16_pair_gets_422_invalid_text_not_a_500(
+    client: httpx.AsyncClient, escape: str
+) -> None:
+    created = await client.post("/api/v1/distributions", json=distribution_body(), headers=WRITER)
+    preview = f"/api/v1/distributions/{created.json()['id']}/preview"
+    event = json.dumps(sample("customer.segment.entered")).replace("Mia", f"Mia{escape}")
+    headers = {**WRITER, "content-type": "application/json"}
+    for url, text in (
+        ("/api/v1/replays/plan", '{"filter": {"braze_user_key": "external_id:' + escape + '"}}'),
+        ("/api/v1/distributions", json.dumps(distribution_body(name="other")).replace(
+            "welcome_code_expires_at", f"expires{escape}")),
+        (preview, event),
+    ):  # fmt: skip
+        answer = await client.post(url, content=text.encode(), headers=headers)
+        assert answer.status_code == 422, (url, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_text" and "surrogate" in error["message"], error
+
+
+async def test_a_body_holding_a_whole_utf16_pair_is_text(client: httpx.AsyncClient) -> None:
+    body = json.dumps(distribution_body(name="party \U0001f389"))  # ASCII: \ud83c\udf89
+    assert "\\ud83c\\udf89" in body
+    headers = {**WRITER, "content-type": "application/json"}
+    answer = await client.post("/api/v1/distributions", content=body.encode(), headers=headers)
+    assert answer.status_code == 201 and answer.json()["name"] == "party \U0001f389", answer.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -20,9 +21,10 @@ from app.observability import (
     RedactSecrets,
     ServerNames,
     configure_logging,
+    request_id_from,
     secrets_of,
 )
-from tests.conftest import truncate_all
+from tests.conftest import committing_app_client, truncate_all
 from tests.factories import distribution_body, sample, signed
 
 WEBHOOK_SECRET = "whsec-4f1b9c2d7e"
@@ -165,3 +167,46 @@ def test_per_request_and_migration_lines_wait_for_debug(library: str) -> None:
     finally:
         logging.getLogger(library).setLevel(logging.NOTSET)
         root.handlers[:], root.level = handlers, level
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "x" * 60_000,
+        "r" * 65,
+        "",
+        "two words",
+        'quote"d',
+        "tab\there",
+        "semi;colon",
+        "caf\u00e9",  # sent as Latin-1, as HTTP allows
+        "<script>",
+    ],
+)
+def test_a_request_id_that_is_long_or_not_plain_is_replaced_by_a_new_one(given: str) -> None:
+    made = request_id_from(given)
+    assert made != given and re.fullmatch(r"[0-9a-f]{32}", made)
+
+
+@pytest.mark.parametrize("given", ["req-42", "r" * 64, "trace.id:A_b-9", "0af7651916cd43dd"])
+def test_a_short_plain_request_id_is_kept(given: str) -> None:
+    assert request_id_from(given) == given
+
+
+async def test_a_60kb_request_id_reaches_neither_the_logs_nor_the_answers(
+    settings: Settings, engine: AsyncEngine, captured: io.StringIO
+) -> None:
+    huge = "x" * 60_000
+    async with committing_app_client(settings, engine) as client:
+        raw, headers = signed(sample("customer.segment.entered"))
+        webhook = await client.post(
+            "/webhooks/voucherify", content=raw, headers={**headers, "X-Request-Id": huge}
+        )
+        health = await client.get("/healthz", headers={"X-Request-Id": huge})
+    assert webhook.status_code == 202, webhook.text
+    for answer in (webhook, health):
+        assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"]), answer.headers
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    stored = next(line for line in lines if "voucherify_event_id" in line)
+    assert stored["request_id"] == webhook.headers["x-request-id"]
+    assert huge not in captured.getvalue()

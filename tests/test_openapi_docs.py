@@ -14,6 +14,7 @@ import pytest
 from app.config import Settings
 from app.distributions.triggers import KNOWN_TRIGGERS
 from app.main import create_app
+from app.openapi.errors import CONFLICTS
 
 DOCUMENT: dict[str, Any] = create_app(Settings(_env_file=None)).openapi()
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]
@@ -100,6 +101,11 @@ def test_each_operation_documents_only_the_errors_it_can_answer(
     method: str, path: str, errors: list[int]
 ) -> None:
     assert _errors(method, path) == errors
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(CONFLICTS))
+def test_each_operation_that_refuses_a_state_documents_its_409(method: str, path: str) -> None:
+    assert 409 in _errors(method, path), (method, path)
 
 
 def test_no_two_kinds_of_operation_share_one_list_of_errors_by_accident() -> None:

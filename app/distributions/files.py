@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.distributions import repository, service
+from app.distributions import repository, rules, service
 from app.distributions.schemas import DistributionConfig
 from app.errors import FileProblems
 
@@ -141,5 +141,17 @@ async def import_checked(
     *, session: AsyncSession, checked: Checked, prune: bool = False
 ) -> service.ImportReport:
     """Upsert the checked distributions in `session` (and with `prune`, delete the live ones the
-    files do not name); the caller commits, or not for a dry run."""
+    files do not name); the caller commits, or not for a dry run. FileProblems, nothing changed,
+    when one breaks a rule of rules.py against the version stored under its name."""
+    problems = []
+    for config in checked.configs:
+        existing = await repository.get_live_by_name(session, config.name)
+        stored = None if existing is None else service.to_config(existing)
+        problems += [
+            f"{checked.sources[config.name]}: {config.name}: {location(tuple(problem['loc']))}: "
+            f"{problem['message']}"
+            for problem in rules.problems(config, stored=stored)
+        ]
+    if problems:
+        raise FileProblems(problems)
     return await service.import_configs(session=session, configs=checked.configs, prune=prune)

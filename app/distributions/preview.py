@@ -6,12 +6,14 @@ import uuid
 from typing import Any
 
 from app.distributions import mapping
+from app.distributions.names import LIQUID_RULES, broken_rule, describe
 from app.distributions.schemas import (
     DistributionConfig,
     LiquidSnippet,
     LiquidSnippets,
     PreviewResult,
 )
+from app.errors import ConflictError
 from app.webhooks import envelope as envelope_parser
 from app.webhooks.intake import NotAnEnvelopeError
 
@@ -60,8 +62,15 @@ def preview(*, config: DistributionConfig, envelope: dict[str, Any]) -> PreviewR
 
 
 def liquid(*, distribution_id: uuid.UUID, config: DistributionConfig) -> LiquidSnippets:
+    """A snippet of each mapped attribute; 409 when a name stored before the Liquid rules
+    cannot be read in Liquid (no snippet rather than one that breaks the message)."""
     snippets = []
     for item in config.mapping:
+        if (rule := broken_rule(item.attribute, LIQUID_RULES)) is not None:
+            raise ConflictError(
+                f"{describe(item.attribute, rule)}: no Liquid can read it; rename the attribute "
+                "(PATCH the mapping) and send the events again, or read it in Braze by other means"
+            )
         tag = f"{{{{custom_attribute.${{{item.attribute}}}}}}}"
         default = _DEFAULTS.get(item.format, "'FALLBACK'")
         filters = ""

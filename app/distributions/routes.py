@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, status
+from pydantic import AfterValidator
 
 from app.db.session import SessionDep
 from app.distributions import preview as preview_service
@@ -20,6 +21,7 @@ from app.distributions.schemas import (
     LiquidSnippets,
     PreviewResult,
 )
+from app.distributions.triggers import known_trigger
 from app.errors import OPS_ERROR_RESPONSES
 from app.ops.auth import OpsAuthDep, OpsWriterDep
 
@@ -43,7 +45,8 @@ async def list_distributions(
     session: SessionDep,
     _: OpsAuthDep,
     status: Literal["active", "paused"] | None = None,
-    trigger: str | None = None,
+    # As documented (an enum): a typo is a 422, not an empty list.
+    trigger: Annotated[str, AfterValidator(known_trigger)] | None = None,
     include_deleted: bool = Query(default=False, description="also list deleted ones"),
     name: str | None = Query(default=None, description="only the distributions of this name"),
 ) -> DistributionList:

@@ -10,28 +10,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from app.distributions.names import BRAZE_RULES, broken_rule, describe
 from app.distributions.paths import check_path
 from app.distributions.triggers import KNOWN_TRIGGERS
-
-# Braze's built-in profile fields: a custom attribute with one of these names would write the
-# profile field instead (reference braze.md 1.4 and the user attributes object).
-RESERVED_ATTRIBUTE_NAMES = frozenset(
-    {
-        "external_id", "user_alias", "braze_id", "email", "phone", "first_name", "last_name",
-        "gender", "dob", "country", "home_city", "language", "time_zone", "email_subscribe",
-        "push_subscribe", "subscription_groups", "push_tokens", "email_open_tracking_disabled",
-        "email_click_tracking_disabled", "facebook", "twitter", "image_url",
-        "marked_email_as_spam_at", "date_of_first_session", "date_of_last_session",
-        "attribution_data", "current_location",
-        "bio", "user_aliases", "custom_attributes", "_update_existing_only", "_merge_objects",
-        "phone_numbers", "email_addresses",
-    }
-)  # fmt: skip
 
 CODE_SOURCE_PATH = "voucher.code"
 FORMATS = ("raw", "string", "iso_datetime", "date", "minor_units_to_decimal", "integer", "boolean")
@@ -116,32 +104,34 @@ class MappingItem(_Strict):
     @field_validator("attribute")
     @classmethod
     def _attribute(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("attribute name must not be empty")
-        if value != value.strip():
-            raise ValueError("attribute name must not start or end with spaces")
-        if len(value) > 255:
-            raise ValueError("attribute name must be at most 255 characters")
-        if value.startswith("$"):
-            raise ValueError("attribute name must not start with $ (Braze operators do)")
-        if value in RESERVED_ATTRIBUTE_NAMES:
-            raise ValueError(f"{value!r} is a Braze profile field, not a custom attribute")
+        # Braze's own rules only: the Liquid ones apply to new configurations (rules.py).
+        if (rule := broken_rule(value, BRAZE_RULES)) is not None:
+            raise ValueError(describe(value, rule))
         return value
+
+
+# Unique, as the validator below checks (app/openapi/document.py lists the known ones).
+Triggers = Annotated[
+    list[str], Field(min_length=1, max_length=30, json_schema_extra={"uniqueItems": True})
+]
+Mapping = Annotated[list[MappingItem], Field(min_length=1, max_length=100)]
+Description = Annotated[str, Field(max_length=2000)]
 
 
 class DistributionConfig(_Strict):
     """Everything an operator configures; the mapping engine works from this alone."""
 
     name: Name
-    description: str | None = Field(default=None, max_length=2000)
-    triggers: list[str] = Field(min_length=1, max_length=30)
+    description: Description | None = None
+    triggers: Triggers
     filters: Filters = Field(default_factory=Filters)
     code_source: CodeSource = Field(default_factory=lambda: CodeFromEvent(type="event"))
     identity: Identity = Field(default_factory=Identity)
     consent: Consent | None = None
-    mapping: list[MappingItem] = Field(min_length=1, max_length=100)
+    mapping: Mapping
     action: Literal["set", "unset"] = "set"
-    update_existing_only: bool = False
+    # Strict: 0 or "yes" is no answer to whether Braze may create a profile.
+    update_existing_only: StrictBool = False
     status: Literal["active", "paused"] = "active"
 
     @field_validator("triggers")
@@ -168,20 +158,46 @@ class DistributionConfig(_Strict):
         return self
 
 
+# What null means in a patch: no description, no consent check. The other fields are replaced
+# or left out, never null.
+NULLABLE_IN_PATCH = frozenset({"description", "consent"})
+
+
+def _document_not_null(schema: dict[str, Any]) -> None:
+    """The patch's OpenAPI says null only where a patch takes it (pydantic writes every optional
+    field as nullable)."""
+    for name, field in schema["properties"].items():
+        if name in NULLABLE_IN_PATCH or "anyOf" not in field:
+            continue
+        kept = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+        field.pop("default", None)
+        field.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+
 class DistributionPatch(_Strict):
     """A partial update: the given fields replace the stored ones, then the whole is validated."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
+
     name: Name | None = None
-    description: str | None = None
-    triggers: list[str] | None = None
+    description: Description | None = None
+    triggers: Triggers | None = None
     filters: Filters | None = None
     code_source: CodeSource | None = None
     identity: Identity | None = None
     consent: Consent | None = None
-    mapping: list[MappingItem] | None = None
+    mapping: Mapping | None = None
     action: Literal["set", "unset"] | None = None
-    update_existing_only: bool | None = None
+    update_existing_only: StrictBool | None = None
     status: Literal["active", "paused"] | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        # Runs for the fields a patch gives only (defaults are not validated).
+        if value is None and info.field_name not in NULLABLE_IN_PATCH:
+            raise ValueError(f"{info.field_name} cannot be null: leave it out to keep it")
+        return value
 
 
 class DistributionRead(DistributionConfig):

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery.hold import hold_paused, release, skip_deleted
-from app.distributions import repository
+from app.distributions import repository, rules
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig, DistributionPatch, DistributionRead
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
@@ -40,7 +40,14 @@ def _columns(config: DistributionConfig) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
+def check_new(config: DistributionConfig, *, stored: DistributionConfig | None = None) -> None:
+    """422 naming each rule of rules.py that `config` breaks (`stored`: the version it replaces)."""
+    if found := rules.problems(config, stored=stored):
+        raise InvalidDistributionError("the distribution is invalid", details=found)
+
+
 async def create(*, session: AsyncSession, config: DistributionConfig) -> Distribution:
+    check_new(config)
     distribution = Distribution(**_columns(config), version=1)
     session.add(distribution)
     await _flush_unique_name(session, config.name)
@@ -59,6 +66,7 @@ async def replace(
     *, session: AsyncSession, distribution_id: uuid.UUID, config: DistributionConfig
 ) -> Distribution:
     distribution = await _live_or_error(session, distribution_id)
+    check_new(config, stored=to_config(distribution))
     return await _apply(session, distribution, config)
 
 
@@ -66,7 +74,8 @@ async def patch(
     *, session: AsyncSession, distribution_id: uuid.UUID, changes: DistributionPatch
 ) -> Distribution:
     distribution = await _live_or_error(session, distribution_id)
-    merged = to_config(distribution).model_dump(mode="json")
+    stored = to_config(distribution)
+    merged = stored.model_dump(mode="json")
     merged.update(changes.model_dump(mode="json", include=changes.model_fields_set))
     try:
         config = DistributionConfig.model_validate(merged)
@@ -77,6 +86,7 @@ async def patch(
         raise InvalidDistributionError(
             "the updated distribution is invalid", details=details
         ) from None
+    check_new(config, stored=stored)
     return await _apply(session, distribution, config)
 
 

@@ -34,3 +34,10 @@ PROJECT_TRIGGERS = (
 )
 
 KNOWN_TRIGGERS: frozenset[str] = frozenset((*CUSTOMER_TRIGGERS, MANUAL_TRIGGER, *PROJECT_TRIGGERS))
+
+
+def known_trigger(trigger: str) -> str:
+    """`trigger` when it is one of KNOWN_TRIGGERS; ValueError naming them otherwise."""
+    if trigger not in KNOWN_TRIGGERS:
+        raise ValueError(f"unknown trigger {trigger!r}; known: {sorted(KNOWN_TRIGGERS)}")
+    return trigger

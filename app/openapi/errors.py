@@ -35,6 +35,8 @@ CONFLICTS: dict[tuple[str, str], str] = {
         "the distribution is deleted, or another live one has the new name",
     ("DELETE", "/api/v1/distributions/{distribution_id}"): "the distribution is deleted already",
     ("POST", "/api/v1/distributions/{distribution_id}/pause"): "the distribution is deleted",
+    ("GET", "/api/v1/distributions/{distribution_id}/liquid"):
+        "an attribute name stored before the naming rules cannot be read in Liquid",
     ("POST", "/api/v1/distributions/{distribution_id}/resume"): "the distribution is deleted",
     ("POST", "/api/v1/distributions/{distribution_id}/runs"):
         "the distribution is paused (resume it first)",
@@ -62,7 +64,8 @@ def error_statuses(route: APIRoute, method: str) -> dict[int, str]:
         errors[422] = DESCRIPTIONS[422]
     if dependant.body_params:
         errors |= {code: DESCRIPTIONS[code] for code in (400, 413, 415)}
-    if (why := CONFLICTS.get((method, route.path))) is not None:
+    # path_format: the documented path, without a route's convertors ({replay_id:uuid}).
+    if (why := CONFLICTS.get((method, route.path_format))) is not None:
         errors[409] = DESCRIPTIONS[409].format(why=why)
     return dict(sorted(errors.items()))
 

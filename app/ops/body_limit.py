@@ -3,10 +3,16 @@
 A declared Content-Length over the limit is refused before reading; a chunked body is counted
 as it arrives and refused as soon as it passes the limit, so an oversized body is never held in
 memory whole. The webhook path has its own limit (WEBHOOK_MAX_BODY_BYTES, `app.webhooks`).
+
+The body read, a JSON one escaping half a UTF-16 pair (`"\ud800"` alone) is refused here too:
+JSON parses it into a Python string that is not text (no UTF-8 holds it), which every later
+step (Postgres, the answer) fails on with a 500.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -22,6 +28,35 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_PREFIX = "/api/"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+HALF_A_CHARACTER = (
+    "a text value holds half a UTF-16 surrogate pair (such as \\ud800 alone), which is not a "
+    "character and cannot be stored"
+)
+
+
+def is_json(content_type: str | None) -> bool:
+    """application/json or application/...+json, as FastAPI decides whether to parse a body."""
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def holds_lone_surrogate(body: bytes) -> bool:
+    """Whether this JSON body, parsed as FastAPI parses it, holds a string no UTF-8 can hold.
+    False for a body that is not JSON: FastAPI answers that one."""
+    if not _SURROGATE_ESCAPE.search(body):  # nearly every body: no parse
+        return False
+    try:
+        json.dumps(json.loads(body), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 class ApiBodyLimit:
@@ -39,9 +74,13 @@ class ApiBodyLimit:
         try:
             body, disconnected = await self._read(scope, receive, self.limit())
         except BodyTooLargeError as exc:
-            await _answer_413(send, exc.message)
+            message = f"{exc.message} (API_MAX_BODY_BYTES)"
+            await _answer(send, 413, error_body(exc.code, message), close=True)
             return
         if disconnected:
+            return
+        if holds_lone_surrogate(body) and is_json(_header(scope, b"content-type")):
+            await _answer(send, 422, error_body("invalid_text", HALF_A_CHARACTER))
             return
         delivered = False
 
@@ -55,11 +94,7 @@ class ApiBodyLimit:
         await self.app(scope, replay, send)
 
     async def _read(self, scope: Scope, receive: Receive, limit: int) -> tuple[bytes, bool]:
-        declared = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = value.decode("latin-1")
-        check_declared_length(declared, limit)
+        check_declared_length(_header(scope, b"content-length"), limit)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -72,18 +107,16 @@ class ApiBodyLimit:
         return b"".join(chunks), False
 
 
-async def _answer_413(send: Send, message: str) -> None:
-    body = orjson.dumps(error_body(BodyTooLargeError.code, f"{message} (API_MAX_BODY_BYTES)"))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                # The rest of the body is not read: the client must not send more on this one.
-                (b"connection", b"close"),
-            ],
-        }
-    )
+async def _answer(
+    send: Send, status: int, error: dict[str, object], *, close: bool = False
+) -> None:
+    body = orjson.dumps(error)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the body is not read: the client must not send more on this one
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Request
 
 from app.config import Settings
 from app.db.session import SessionDep
@@ -17,6 +17,7 @@ from app.errors import OPS_ERROR_RESPONSES
 from app.ops import replay_service
 from app.ops.auth import OpsAuthDep, OpsWriterDep
 from app.ops.models import QUEUED
+from app.ops.params import Cursor, Limit, RowId
 from app.ops.replay_schemas import (
     BulkReplayRequest,
     DistributionReplayRequest,
@@ -26,7 +27,6 @@ from app.ops.replay_schemas import (
     ReplayPlan,
     ReplayRead,
 )
-from app.ops.routes import RowId
 from app.ops.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["replays"], responses=OPS_ERROR_RESPONSES)
@@ -106,9 +106,7 @@ async def plan_bulk(
 
 @router.get("/replays", summary="Replays, newest first")
 async def list_replays(
-    session: SessionDep, _: OpsAuthDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
     kind: ReplayKind | None = None, status: ReplayStatus | None = None,
 ) -> Page[ReplayRead]:  # fmt: skip
     rows, next_cursor = await replay_service.page(
@@ -117,13 +115,15 @@ async def list_replays(
     return Page(items=[ReplayRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/replays/{replay_id}", summary="One replay: its filter, status and counts so far")
+# {replay_id:uuid}: a path that holds no UUID is no replay, so that GET /replays/plan is a 405
+# (that path takes POST) rather than a 422 for a replay id "plan".
+@router.get("/replays/{replay_id:uuid}", summary="One replay: its filter, status and counts so far")
 async def get_replay(replay_id: uuid.UUID, session: SessionDep, _: OpsAuthDep) -> ReplayRead:
     return ReplayRead.model_validate(await replay_service.get(session=session, replay_id=replay_id))
 
 
 @router.post(
-    "/replays/{replay_id}/cancel",
+    "/replays/{replay_id:uuid}/cancel",
     summary="Stop a replay and withdraw the deliveries it queued that have not gone out yet",
 )
 async def cancel_replay(

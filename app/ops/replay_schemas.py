@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+from app.ops.params import Moment
 
 # Only settled deliveries are replayed: pending and in-flight ones are queued already.
 SettledStatus = Literal["delivered", "skipped", "failed", "dead"]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # A time without a zone is UTC, as everywhere in this API (and comparable with one that has).
-    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
-
-
-Moment = Annotated[datetime, AfterValidator(_utc)]
 
 
 class _Request(BaseModel):

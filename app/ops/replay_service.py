@@ -25,6 +25,7 @@ from app.ops import replay_scope
 from app.ops.auth import OpsPrincipal
 from app.ops.bulk_replay import advance
 from app.ops.models import CANCELED, DONE, QUEUED, RUNNING, Replay
+from app.ops.params import bounded_time
 from app.ops.replay_schemas import BulkFilter, DistributionReplayRequest, ReplayPlan
 from app.ops.repository import BadCursorError
 from app.ops.requeue import Tally, rerun
@@ -263,6 +264,7 @@ def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
         at, last = raw.split("|", 1)
-        return datetime.fromisoformat(at), uuid.UUID(last)
+        # A time Postgres could not compare with (year 0 in UTC) is no cursor of ours either.
+        return bounded_time(datetime.fromisoformat(at)), uuid.UUID(last)
     except (ValueError, UnicodeDecodeError):
         raise BadCursorError("cursor is not one this API returned") from None

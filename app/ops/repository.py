@@ -14,12 +14,11 @@ from app.braze.models import BrazeRequest
 from app.delivery.models import Delivery, DeliveryAttempt
 from app.errors import VoucherRelayError
 from app.ops.models import Replay
+from app.ops.params import BIGINT_MAX
 from app.runs.models import Run
 from app.webhooks.models import WebhookEvent
 
 Row = TypeVar("Row", WebhookEvent, Delivery, Run)
-# Row ids are Postgres bigints: larger numbers in a path, query or cursor are refused up front.
-BIGINT_MAX = 2**63 - 1
 
 
 class BadCursorError(VoucherRelayError):

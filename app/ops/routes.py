@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import AfterValidator, BaseModel, Field
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, Field
 
 from app.braze.models import BrazeRequest
 from app.db.session import SessionDep
@@ -16,6 +16,7 @@ from app.delivery.models import STATUSES, TRIGGERS, Delivery
 from app.errors import OPS_ERROR_RESPONSES, NotFoundError, VoucherRelayError
 from app.ops import repository
 from app.ops.auth import OpsAuthDep, OpsWriterDep
+from app.ops.params import Cursor, Limit, RowId, RowIdFilter, Since, Until
 from app.ops.replay import replay_delivery
 from app.ops.replay_schemas import ReplayOptions
 from app.ops.schemas import (
@@ -33,26 +34,6 @@ from app.webhooks.models import WebhookEvent
 
 router = APIRouter(prefix="/api/v1", tags=["audit"], responses=OPS_ERROR_RESPONSES)
 
-Limit = Annotated[int, Query(ge=1, le=500, description="rows per page")]
-RowId = Annotated[int, Path(ge=1, le=repository.BIGINT_MAX)]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # A time without a zone is UTC, as everywhere in this API (and comparable with one that has).
-    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
-
-
-Since = Annotated[
-    datetime | None,
-    AfterValidator(_utc),
-    Query(description="from this time (inclusive, ISO-8601; UTC without a zone)"),
-]
-Until = Annotated[
-    datetime | None,
-    AfterValidator(_utc),
-    Query(description="until this time (exclusive, ISO-8601; UTC without a zone)"),
-]
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "skipped", "failed", "dead"]
 DeliveryTrigger = Literal["webhook", "run", "manual", "bulk"]
 assert set(STATUSES) == set(DeliveryStatus.__args__)  # type: ignore[attr-defined]
@@ -111,8 +92,7 @@ async def list_deliveries(
     distribution_id: uuid.UUID | None = None, status: DeliveryStatus | None = None,
     braze_user_key: Annotated[str | None, Query(description="e.g. external_id:u-1")] = None,
     trigger: DeliveryTrigger | None = None,
-    event_id: Annotated[int | None, Query(ge=1, le=repository.BIGINT_MAX)] = None,
-    run_id: Annotated[int | None, Query(ge=1, le=repository.BIGINT_MAX)] = None,
+    event_id: RowIdFilter = None, run_id: RowIdFilter = None,
     since: Since = None, until: Until = None,
 ) -> Page[DeliverySummary]:  # fmt: skip
     _window(since, until)

@@ -10,7 +10,7 @@ from app.db.session import SessionDep
 from app.errors import OPS_ERROR_RESPONSES
 from app.ops import repository as audit
 from app.ops.auth import OpsAuthDep, OpsWriterDep
-from app.ops.routes import Cursor, Limit, RowId
+from app.ops.params import Cursor, Limit, RowId
 from app.ops.schemas import Page
 from app.runs import repository, service
 from app.runs.models import Run

@@ -8,7 +8,6 @@ dependency machinery, which cost more CPU than storing the webhook does.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -22,7 +21,7 @@ from app.errors import (
     error_body,
 )
 from app.metrics.registry import count_rejected_webhook
-from app.observability import request_id
+from app.observability import request_id, request_id_from
 from app.webhooks import intake
 from app.webhooks.schemas import WebhookAccepted
 
@@ -89,7 +88,7 @@ class WebhookFastPath:
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _READ
         }
         # Every request gets an id (the caller's X-Request-Id, or a new one): logged, answered.
-        rid = headers.get("x-request-id") or os.urandom(16).hex()
+        rid = request_id_from(headers.get("x-request-id"))
         request_id.set(rid)
         rid_header = (b"x-request-id", rid.encode("latin-1"))
         if scope["path"] != intake.PATH or scope["method"] != "POST":

@@ -4,6 +4,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import READER, WRITER
 from tests.factories import distribution_body, sample
@@ -60,6 +61,32 @@ async def test_list_filters_by_status_and_trigger(client: httpx.AsyncClient) -> 
     assert await names(trigger="customer.order.paid") == ["order-paid"]
 
 
+async def test_listing_by_an_unknown_trigger_gets_422_naming_the_known_ones(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.get(BASE, params={"trigger": "customer.segment.joined"}, headers=READER)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["error"]["details"][0]["message"]
+    assert (
+        "unknown trigger 'customer.segment.joined'" in message
+        and "customer.segment.entered" in message
+    )
+
+
+@pytest.mark.parametrize("loose", [0, 1, "yes", "true"])
+async def test_update_existing_only_takes_only_true_or_false(
+    client: httpx.AsyncClient, loose: object
+) -> None:
+    body = distribution_body(update_existing_only=loose)
+    answer = await client.post(BASE, json=body, headers=WRITER)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"][0]["loc"] == ["body", "update_existing_only"]
+    created = await create(client)
+    patch = {"update_existing_only": loose}
+    answer = await client.patch(f"{BASE}/{created['id']}", json=patch, headers=WRITER)
+    assert answer.status_code == 422, answer.text
+
+
 async def test_put_replaces_and_increments_version(client: httpx.AsyncClient) -> None:
     created = await create(client)
     body = distribution_body(mapping=[{"source": "voucher.code", "attribute": "welcome_voucher"}])
@@ -83,6 +110,20 @@ async def test_patch_changes_some_fields_and_revalidates(client: httpx.AsyncClie
     )
     assert invalid.status_code == 422
     assert "voucher code must be mapped" in invalid.json()["error"]["details"][0]["message"]
+
+
+@pytest.mark.parametrize("field", ["name", "triggers", "filters", "identity", "mapping", "status"])
+async def test_a_patch_nulling_a_field_it_can_only_replace_gets_422_as_documented(
+    app: FastAPI, client: httpx.AsyncClient, field: str
+) -> None:
+    created = await create(client)
+    answer = await client.patch(f"{BASE}/{created['id']}", json={field: None}, headers=WRITER)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["error"]["details"][0]
+    assert detail["loc"] == ["body", field] and "cannot be null" in detail["message"], detail
+    documented = app.openapi()["components"]["schemas"]["DistributionPatch"]["properties"]
+    assert {"type": "null"} not in documented[field].get("anyOf", []), documented[field]
+    assert {"type": "null"} in documented["consent"]["anyOf"]
 
 
 async def test_saving_an_unchanged_distribution_keeps_its_version(

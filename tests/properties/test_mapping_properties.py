@@ -25,13 +25,9 @@ from app.distributions.mapping import (
     event_time,
     resolve,
 )
+from app.distributions.names import BRAZE_RULES, broken_rule
 from app.distributions.paths import PATH_PATTERN, lookup
-from app.distributions.schemas import (
-    CODE_SOURCE_PATH,
-    FORMATS,
-    RESERVED_ATTRIBUTE_NAMES,
-    DistributionConfig,
-)
+from app.distributions.schemas import CODE_SOURCE_PATH, FORMATS, DistributionConfig
 from app.distributions.triggers import KNOWN_TRIGGERS
 from tests.factories import sample, sample_names
 from tests.properties.strategies import edge_values, envelopes, source_paths
@@ -42,11 +38,7 @@ SUGGESTED = {f.source: f.suggested_format for f in FIELDS}
 paths = st.sampled_from(CATALOGUE) | source_paths().map(lambda path: path[0])
 attribute_names = st.text(
     "abcdefghijklmnopqrstuvwxyz0123456789_ $.", min_size=1, max_size=30
-).filter(
-    lambda name: (
-        name == name.strip() and not name.startswith("$") and name not in RESERVED_ATTRIBUTE_NAMES
-    )
-)
+).filter(lambda name: broken_rule(name, BRAZE_RULES) is None)
 
 
 def leaf_paths(value: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
