@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from app.db.schema import code_revisions
 from tests.e2e.processes import (
     REPO,
     free_port,
@@ -83,9 +84,10 @@ class TableLock:
 async def _waiting_on_the_lock(socket_dir: str) -> int:
     connection = await asyncpg.connect(host=socket_dir, user="postgres", database="voucher_relay")
     try:
+        # A claim of the worker's (not a migration, not this query).
         waiting: int = await connection.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND query LIKE '%deliveries%'"
+            " AND query LIKE '%FROM deliveries AS d%' AND query NOT LIKE '%pg_stat_activity%'"
         )
         return waiting
     finally:
@@ -93,6 +95,8 @@ async def _waiting_on_the_lock(socket_dir: str) -> int:
 
 
 async def _migrated(socket_dir: str) -> bool:
+    """The schema at the code's head: a migration still running would wait on the test's lock
+    and be taken for the worker (and a stop would interrupt it)."""
     try:
         connection = await asyncpg.connect(
             host=socket_dir, user="postgres", database="voucher_relay"
@@ -100,9 +104,15 @@ async def _migrated(socket_dir: str) -> bool:
     except (OSError, asyncpg.PostgresError):
         return False
     try:
-        return bool(await connection.fetchval("SELECT to_regclass('deliveries') IS NOT NULL"))
+        revision = await connection.fetchval(
+            "SELECT version_num FROM alembic_version WHERE to_regclass('alembic_version')"
+            " IS NOT NULL"
+        )
+    except asyncpg.PostgresError:
+        return False
     finally:
         await connection.close()
+    return bool(revision == code_revisions().head)
 
 
 def _wait_for_the_schema(socket_dir: Path) -> None:
