@@ -51,10 +51,10 @@ class ThreadWake:
 
 
 class WorkerThread:
-    """`serve`'s delivery worker on a thread and event loop of its own. On the API's loop, each
-    round trip of a claim waited behind every webhook request ready at that moment: a burst of
-    intake made claims take ~90 ms at p99 though Postgres answered in milliseconds. On its own
-    loop a round trip waits at most for the interpreter to switch threads (5 ms)."""
+    """`serve`'s delivery worker on a thread and event loop of its own. On the API's loop each
+    round trip of a claim would wait behind every webhook request ready at that moment (tens of
+    ms during a burst, though Postgres answers in milliseconds); on its own loop it waits at most
+    for the interpreter to switch threads (5 ms)."""
 
     def __init__(self, settings: Settings, url: URL) -> None:
         self._settings, self._url = settings, url

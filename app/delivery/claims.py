@@ -19,8 +19,8 @@ the same process waits for its event loop at each one):
 Why the plans are stable: each probe has a partial index whose predicate only that probe's
 WHERE clause implies (migrations/versions/0013). Postgres can only use a partial index whose
 predicate the query implies, so statistics gathered at the wrong moment (the queue empty, say)
-cannot make a claim walk another probe's index: before, the per-user probe of a cached generic
-plan walked the whole due index once per user (six minutes per claim on a churned table).
+cannot make a claim walk another probe's index (a per-user probe walking the whole due index
+once per user costs minutes per claim on a churned table).
 - `ix_deliveries_waiting_by_user`: status IN (pending, in_flight) AND attributes IS NOT NULL
   AND braze_user_key IS NOT NULL. Only a query with a strict condition on the key (a probe by
   user: `braze_user_key = k`) implies the last part. CLAIM's per-user probe states exactly that

@@ -154,5 +154,12 @@ def count_statement_timeout(statement: str) -> None:
     WORKER_STATEMENT_TIMEOUTS.labels(statement).inc()
 
 
+_latency_children: dict[str, Histogram] = {}
+
+
 def observe_delivery_latency(trigger: str, seconds: float) -> None:
-    DELIVERY_LATENCY.labels(trigger).observe(seconds)
+    """Once per delivered delivery (75 per request): the label child is looked up once."""
+    child = _latency_children.get(trigger)
+    if child is None:
+        child = _latency_children[trigger] = DELIVERY_LATENCY.labels(trigger)
+    child.observe(seconds)
