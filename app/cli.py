@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
@@ -30,6 +33,7 @@ from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
 from app.sandbox import command as sandbox_command
 from app.unconfigured import log_unconfigured, unconfigured
+from app.worker_process import running_worker
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve GET /metrics on this port (on HOST): this process's counters, or all "
         "processes' with PROMETHEUS_MULTIPROC_DIR",
     )
+    # `serve` runs its worker as a child and wakes it through this pipe (app.worker_process).
+    worker.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
 
     emulator = commands.add_parser(
         "braze-emulator", help="serve a Braze /users/track emulator (a sandbox without Braze)"
@@ -114,10 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    multiprocess_dir = None
+    multiprocess_dir = private_dir = None
     try:
         settings = _load_settings()
         configure_logging(settings)
+        if args.command == "serve" and not args.no_worker and not settings.prometheus_multiproc_dir:
+            # `serve` and its worker child are two processes: /metrics sums both of them.
+            private_dir = Path(tempfile.mkdtemp(prefix="voucher-relay-metrics-"))
+            settings = settings.model_copy(update={"prometheus_multiproc_dir": private_dir})
         if args.command in ("serve", "worker") and settings.prometheus_multiproc_dir:
             multiprocess_dir = settings.prometheus_multiproc_dir
             metrics_multiprocess.use_directory(multiprocess_dir)
@@ -148,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if multiprocess_dir is not None:
             metrics_multiprocess.process_exited(multiprocess_dir)
+        if private_dir is not None:
+            shutil.rmtree(private_dir, ignore_errors=True)
     return 0
 
 
@@ -169,7 +181,10 @@ def _problem(err: ErrorDetails) -> str:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from app.main import create_app  # imported late: `migrate` needs none of the web stack
+    # Imported late: `migrate` needs none of the web stack, and metrics must not exist before
+    # their multiprocess directory is chosen.
+    from app.main import create_app
+    from app.webhooks.intake import PATH as WEBHOOK_PATH
 
     host = args.host if args.host is not None else settings.host
     port = args.port if args.port is not None else settings.port
@@ -189,9 +204,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
                 _upgrade_schema(url)
             else:
                 _say_if_schema_behind(url)
-            app = create_app(settings, database_url=url, with_worker=not args.no_worker)
-            settle_heap()
-            serve_http(app, listeners, host=host, port=port, log_level=settings.log_level)
+            with contextlib.ExitStack() as worker:
+                wake = None
+                if not args.no_worker:
+                    wake = worker.enter_context(running_worker(settings, url)).wake
+                app = create_app(
+                    settings, database_url=url, with_worker=wake is not None, wake_worker=wake
+                )
+                settle_heap()
+                serve_http(
+                    app, listeners, host=host, port=port, log_level=settings.log_level,
+                    own_access_lines=(WEBHOOK_PATH,),
+                )  # fmt: skip
     finally:
         for sock in listeners:
             sock.close()
@@ -246,19 +270,23 @@ async def _in_session(
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.delivery.stopping import stop_on
     from app.metrics.exposition import ProcessMetrics, serve_metrics
-    from app.worker import run_when_schema_current
+    from app.worker import listen_to_parent, run_when_schema_current
+
+    supervised = args.wake_fd is not None  # a child of `serve`, which has said what it must
 
     async def work() -> None:
-        stop = asyncio.Event()
+        stop, wake, signaled = asyncio.Event(), asyncio.Event(), asyncio.Event()
         engine = create_engine(url, settings)
         try:
             worker = asyncio.create_task(
-                run_when_schema_current(settings, engine, stop), name="delivery-worker"
+                run_when_schema_current(settings, engine, stop, wake=wake, announce=not supervised),
+                name="delivery-worker",
             )
-            signaled = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, signaled.set)
+            if supervised:
+                listen_to_parent(loop, args.wake_fd, wake=wake, parent_gone=signaled)
             waiter = asyncio.ensure_future(signaled.wait())
             await asyncio.wait({worker, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
@@ -286,7 +314,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
     try:
         with provide_database(settings) as (url, embedded):
             check_reachable(url, timeout=settings.db_connect_timeout_seconds)
-            log_unconfigured(logger, unconfigured(settings, api=False, worker=True))
+            if not supervised:
+                log_unconfigured(logger, unconfigured(settings, api=False, worker=True))
             if embedded:
                 _upgrade_schema(url)
             settle_heap()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from http import HTTPStatus
@@ -46,7 +45,6 @@ from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
 from app.webhooks.inbox import Inbox
 from app.webhooks.routes import WebhookFastPath
-from app.worker import WorkerThread
 
 # character_not_in_repertoire (text) and untranslatable_character (jsonb \u0000).
 TEXT_POSTGRES_CANNOT_HOLD = frozenset({"22021", "22P05"})
@@ -76,15 +74,21 @@ def _not_utf8(exc: UnicodeDecodeError) -> str:
     return "it is not UTF-8"
 
 
+def _no_worker_to_wake() -> None:
+    """`serve --no-worker` and tests: workers apart find new deliveries when they poll."""
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     database_url: URL | None = None,
     engine: AsyncEngine | None = None,
     with_worker: bool = False,
+    wake_worker: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the application. The engine comes from `engine`, `database_url` or the settings;
-    `with_worker` runs a delivery worker in the same process (`voucher-relay serve`)."""
+    `with_worker` says that a delivery worker runs beside it (`voucher-relay serve`), and
+    `wake_worker` tells that worker when deliveries are ready to send."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -92,14 +96,13 @@ def create_app(
         owned_engine = engine is None
         app.state.engine = engine or create_engine(_database_url(settings, database_url), settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
-        worker = WorkerThread(settings, app.state.engine.url) if with_worker else None
-        app.state.wake_worker = worker.wake if worker is not None else asyncio.Event()
+        app.state.wake_worker = wake_worker or _no_worker_to_wake
         app.state.inbox = Inbox(
             app.state.engine.url,
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout_seconds,
             max_event_time_ahead=timedelta(seconds=settings.event_time_max_ahead_seconds),
-            on_deliveries=app.state.wake_worker.set,
+            on_deliveries=app.state.wake_worker,
         )
         app.state.metrics_database = DatabaseState(
             app.state.engine,
@@ -107,14 +110,10 @@ def create_app(
             max_age=settings.metrics_cache_seconds,
         )
         process_running("api").inc()
-        if worker is not None:
-            worker.start()
         try:
             yield
         finally:
             process_running("api").dec()
-            if worker is not None:
-                await worker.stop()
             await app.state.inbox.close()
             if owned_engine:
                 await app.state.engine.dispose()

@@ -74,5 +74,5 @@ def test_the_worker_settles_the_heap_before_its_loop_starts(
         seen.append(_collector_state())
 
     monkeypatch.setattr(uvloop, "run", run)
-    cli._worker(_settings(database_url), argparse.Namespace(metrics_port=None))
+    cli._worker(_settings(database_url), argparse.Namespace(metrics_port=None, wake_fd=None))
     _assert_settled_once(seen)

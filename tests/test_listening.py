@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from app.errors import ConfigError
-from app.listening import open_listeners
+from app.listening import SkipAccessLines, open_listeners
 
 
 @contextmanager
@@ -79,3 +80,20 @@ def test_a_port_out_of_range_is_refused_rather_than_wrapped() -> None:
     # getaddrinfo would take 70000 as 70000 - 65536 = 4464.
     with pytest.raises(ConfigError, match=r"--port: cannot listen on 127.0.0.1:70000: not a port"):
         open_listeners("127.0.0.1", 70000, host_setting="HOST", port_setting="--port")
+
+
+def _access_line(path: str, status: int) -> logging.LogRecord:
+    return logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 0, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", path, "1.1", status), None,
+    )  # fmt: skip
+
+
+def test_a_path_that_logs_its_own_requests_gets_no_access_line_unless_it_fails() -> None:
+    skip = SkipAccessLines(["/webhooks/voucherify"])
+    assert not skip.filter(_access_line("/webhooks/voucherify", 202))
+    assert not skip.filter(_access_line("/webhooks/voucherify", 200))
+    assert skip.filter(_access_line("/webhooks/voucherify", 401))
+    assert skip.filter(_access_line("/webhooks/voucherify", 503))
+    assert skip.filter(_access_line("/api/v1/events", 200))
+    assert skip.filter(_access_line("/webhooks/voucherify?probe=1", 202))

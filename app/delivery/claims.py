@@ -1,8 +1,8 @@
 """Claiming due deliveries for Braze: whole users at a time, never one user in two requests.
 
 One claim is one transaction of a few statements, each an index probe whose cost follows the
-batch, not the table, and as few round trips as the rules allow (a worker serving the API in
-the same process waits for its event loop at each one):
+batch, not the table, and as few round trips as the rules allow (each one also waits for the
+worker's event loop to come back to it):
 1. `REAP`, at most once a second per queue: gives back deliveries whose lease expired (a
    worker died or overran), and `DOUBT` marks what they may have sent as uncertain in
    attribute_state in the same transaction: the next claim must not trust "unchanged" for

@@ -41,10 +41,9 @@ def _settings(request: Request) -> Settings:
 
 
 def _wake_worker(request: Request, replay: ReplayRead) -> ReplayRead:
-    """Deliveries queued inline go out at once with an in-process worker."""
-    wake = getattr(request.app.state, "wake_worker", None)
-    if wake is not None and replay.queued:
-        wake.set()
+    """Deliveries queued inline go out at once with `serve`'s own worker."""
+    if replay.queued:
+        request.app.state.wake_worker()
     return replay
 
 

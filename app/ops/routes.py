@@ -153,9 +153,7 @@ async def replay_one(
         session=session, delivery_id=delivery_id, force=bool(options and options.force),
         principal=principal,
     )  # fmt: skip
-    wake = getattr(request.app.state, "wake_worker", None)
-    if wake is not None:
-        wake.set()
+    request.app.state.wake_worker()
     return ReplayQueued(
         replay_id=replay.id, delivery_id=delivery_id, status="pending",
         state_reset=replay.state_reset,

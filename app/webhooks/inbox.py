@@ -169,7 +169,7 @@ class Inbox:
     ) -> None:
         self._url = url
         self._max_event_time_ahead = max_event_time_ahead
-        # Called after a commit that created deliveries: wakes an in-process worker at once.
+        # Called after a commit that created deliveries: wakes `serve`'s worker at once.
         self._on_deliveries = on_deliveries
         self._pool_size = max(pool_size, writers)
         self._connect_timeout = connect_timeout

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+E2E_BRAZE_KEY = "e2e-braze-key"
+E2E_TOKEN = "e2e-ops-token"
 
 
 def free_port() -> int:
@@ -28,6 +30,16 @@ def service_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "TEST_DATABASE_URL"}}
     env.update(overrides)
     return env
+
+
+def relay_env(database: str, braze_url: str, port: int, **overrides: str) -> dict[str, str]:
+    """`serve` on `port` with `database`, Braze at `braze_url` (key E2E_BRAZE_KEY), the ops
+    token E2E_TOKEN and the suite's webhook secret."""
+    return service_env(
+        DATABASE_URL=database, BRAZE_REST_URL=braze_url, BRAZE_API_KEY=E2E_BRAZE_KEY,
+        VOUCHERIFY_WEBHOOK_SECRET="test-webhook-secret", OPS_API_TOKENS=f"e2e:write:{E2E_TOKEN}",
+        PORT=str(port), **overrides,
+    )  # fmt: skip
 
 
 def run_cli(

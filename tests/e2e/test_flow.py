@@ -7,38 +7,32 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import URL
 
 from app import __version__
 from app.braze.emulator import create_emulator, emulator_state
-from tests.e2e.processes import REPO, free_port, running_service, service_env, wait_ready
+from tests.e2e.processes import (
+    E2E_BRAZE_KEY,
+    E2E_TOKEN,
+    REPO,
+    free_port,
+    relay_env,
+    running_service,
+    wait_ready,
+)
 from tests.e2e.servers import serve_app_in_thread
 from tests.factories import distribution_body, sample, signed
 from tests.metrics.scrape import Samples, parse
-from tests.postgres import scratch_database
 
 pytestmark = pytest.mark.e2e
-BRAZE_KEY = "e2e-braze-key"
-TOKEN = "e2e-ops-token"
-
-
-@pytest.fixture
-def database(server_url: URL) -> Iterator[str]:
-    with scratch_database(server_url, prefix="vr_e2e") as url:
-        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
+BRAZE_KEY, TOKEN = E2E_BRAZE_KEY, E2E_TOKEN
 
 
 def _env(database: str, braze_url: str, port: int) -> dict[str, str]:
-    return service_env(
-        DATABASE_URL=database, BRAZE_REST_URL=braze_url, BRAZE_API_KEY=BRAZE_KEY,
-        VOUCHERIFY_WEBHOOK_SECRET="test-webhook-secret", OPS_API_TOKENS=f"e2e:write:{TOKEN}",
-        PORT=str(port), WORKER_POLL_SECONDS="0.1",
-    )  # fmt: skip
+    return relay_env(database, braze_url, port, WORKER_POLL_SECONDS="0.1")
 
 
 def _send_webhook_and_wait(port: int, profiles: object) -> dict[str, object]:
