@@ -1,9 +1,10 @@
 """Burst: the deployment the six-minute claims were found on, measured end to end.
 
-`voucher-relay serve` in its default shape (API and worker in one process, default settings and
-log level, Braze configured, the emulator answering in 50 ms) on a database with history:
-tens of thousands of settled, churned deliveries whose statistics were gathered while the queue
-was empty, the moment that made cached claim plans walk the whole queue. Then 20 s of intake at
+`voucher-relay serve` in its default shape (the API, and its delivery worker as a child
+process; default settings and log level, Braze configured, the emulator answering in 50 ms) on
+a database with history: tens of thousands of settled, churned deliveries whose statistics
+were gathered while the queue was empty, the moment that made cached claim plans walk the
+whole queue. Then 20 s of intake at
 64 connections while the worker delivers (20,000 distinct loyalty events for 5,000 users,
 posted in a cycle: after the first pass Voucherify-style duplicates, as in the run that found
 the stall), and a wave of webhooks for users never seen before.
@@ -31,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.events import Webhook
 from bench.harness import (
     braze_emulator,
+    child_pids,
     cpu_seconds,
     free_port,
     plain_url,
@@ -117,8 +119,10 @@ def run(
                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
             ).raise_for_status()  # fmt: skip
             post_load(api_port, connections=connections, seconds=2, trigger=TRIGGER)  # warm-up
-            processes = {"serve": [serve_pid], "postgres": postgres_pids(url),
-                         "braze emulator": [emulator_pid]}  # fmt: skip
+            processes = {
+                "serve": [serve_pid], "serve's worker": child_pids(serve_pid),
+                "postgres": postgres_pids(url), "braze emulator": [emulator_pid],
+            }  # fmt: skip
             before = {name: cpu_seconds(pids) for name, pids in processes.items()}
             intake = post_load(api_port, connections=connections, seconds=seconds,
                                bodies=_events(users=users, each=events_each))  # fmt: skip

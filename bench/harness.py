@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -127,6 +128,15 @@ def postgres_pids(url: URL) -> list[int]:
     return sorted(
         pid for pid, (ppid, _) in processes.items() if pid in postmasters or ppid in postmasters
     )
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started (`serve`'s delivery worker)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
 
 
 def rss_mb(pid: int) -> float:
