@@ -25,11 +25,12 @@ sandbox: $(STAMP) ## The relay, both emulators and a first delivery, in .sandbox
 test: lint ## Lint, then the whole test suite against a real (embedded) Postgres
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff (lint and format check), mypy, hadolint
+lint: $(STAMP) ## ruff (lint and format check), mypy, hadolint, import contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app migrations tests bench
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

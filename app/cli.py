@@ -33,7 +33,7 @@ from app.metrics import multiprocess as metrics_multiprocess
 from app.observability import configure_logging
 from app.sandbox import command as sandbox_command
 from app.unconfigured import log_unconfigured, unconfigured
-from app.worker_process import running_worker
+from app.worker.supervisor import running_worker
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve GET /metrics on this port (on HOST): this process's counters, or all "
         "processes' with PROMETHEUS_MULTIPROC_DIR",
     )
-    # `serve` runs its worker as a child and wakes it through this pipe (app.worker_process).
+    # `serve` runs its worker as a child and wakes it through this pipe (app.worker.supervisor).
     worker.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
 
     emulator = commands.add_parser(
@@ -270,7 +270,7 @@ async def _in_session(
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.delivery.stopping import stop_on
     from app.metrics.exposition import ProcessMetrics, serve_metrics
-    from app.worker import listen_to_parent, run_when_schema_current
+    from app.worker.process import listen_to_parent, run_when_schema_current
 
     supervised = args.wake_fd is not None  # a child of `serve`, which has said what it must
 
@@ -326,7 +326,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _braze_emulator(settings: Settings, args: argparse.Namespace) -> None:
-    from app.braze.emulator import create_emulator, emulator_state
+    from app.sandbox.braze.emulator import create_emulator, emulator_state
 
     if settings.braze_api_key is None:
         raise ConfigError("BRAZE_API_KEY: set the key the emulator accepts (any value)")
@@ -337,8 +337,11 @@ def _braze_emulator(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _voucherify_emulator(settings: Settings, args: argparse.Namespace) -> None:
-    from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
-    from app.voucherify.emulator_sandbox import seed_sandbox
+    from app.sandbox.voucherify.emulator import (
+        create_voucherify_emulator,
+        voucherify_emulator_state,
+    )
+    from app.sandbox.voucherify.seed import seed_sandbox
 
     if settings.voucherify_app_id is None or settings.voucherify_app_token is None:
         raise ConfigError(

@@ -250,7 +250,7 @@ class Settings(BaseSettings):
     @field_validator("ops_api_tokens")
     @classmethod
     def _well_formed_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
-        from app.ops.auth import parse_tokens
+        from app.api.auth import parse_tokens
 
         parse_tokens([token.get_secret_value() for token in value])
         return value
@@ -258,7 +258,7 @@ class Settings(BaseSettings):
     @field_validator("retry_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        from app.delivery.retry import parse_schedule
+        from app.retry import parse_schedule
 
         parse_schedule(value)
         return value

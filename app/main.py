@@ -19,6 +19,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, health
+from app.api.auth import parse_tokens
 from app.config import Settings, get_settings, parse_database_url
 from app.db.schema import MIGRATE_COMMAND as MIGRATE
 from app.db.session import create_engine, create_sessionmaker
@@ -38,7 +39,6 @@ from app.openapi.document import install_document
 from app.openapi.pages import install_pages
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
-from app.ops.auth import parse_tokens
 from app.ops.body_limit import ApiBodyLimit, is_json
 from app.runs import routes as runs_routes
 from app.webhooks import intake

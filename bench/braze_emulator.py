@@ -20,10 +20,10 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
-from app.braze.emulator import create_emulator, emulator_state
-from app.braze.emulator_faults import FaultAnswer, Faults
-from app.braze.emulator_state import Answer, user_key
 from app.delivery.coalesce import FLAG_KEYS, IDENTITY_KEYS
+from app.sandbox.braze.emulator import create_emulator, emulator_state
+from app.sandbox.braze.faults import FaultAnswer, Faults
+from app.sandbox.braze.state import Answer, user_key
 
 
 class RateLimitingFaults(Faults):

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.migrate import resolve_url_for_alembic
-from app.db.models import Base
+from app.models import Base
 
 config = context.config
 target_metadata = Base.metadata

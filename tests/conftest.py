@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from app.config import Settings
 from app.db import migrate
-from app.db.models import Base
 from app.db.session import get_session
 from app.main import create_app
+from app.models import Base
 from tests.postgres import provide_server, scratch_database
 
 # Property tests: `ci` (the default) is bounded and derandomized, so `make test` is reproducible

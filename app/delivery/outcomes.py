@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from app.braze.classify import Classification, Kind
 from app.delivery.coalesce import UserUpdate
 from app.delivery.models import DEAD, DELIVERED, FAILED, PENDING
-from app.delivery.retry import jitter_factor, retry_delay
+from app.retry import jitter_factor, retry_delay
 
 
 @dataclass(frozen=True)

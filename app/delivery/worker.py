@@ -34,9 +34,9 @@ from app.delivery.reporting import (
     log_given_up_changes,
     observe_latencies,
 )
-from app.delivery.retry import DEFAULT_SCHEDULE
 from app.delivery.stopping import unless_stopped, wait_unless_stopped
 from app.metrics.registry import DATA_POINTS_SAVED
+from app.retry import DEFAULT_SCHEDULE
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from app.distributions import envelope as envelope_parser
 from app.distributions import mapping
+from app.distributions.envelope import NotAnEnvelopeError
 from app.distributions.names import LIQUID_RULES, broken_rule, describe
 from app.distributions.schemas import (
     DistributionConfig,
@@ -14,8 +16,6 @@ from app.distributions.schemas import (
     PreviewResult,
 )
 from app.errors import ConflictError
-from app.webhooks import envelope as envelope_parser
-from app.webhooks.intake import NotAnEnvelopeError
 
 _DEFAULTS = {"integer": "0", "minor_units_to_decimal": "0", "boolean": "false"}
 # Braze keeps dates as timestamps and prints them raw (2016-09-07 08:43:50 UTC) unless a

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, status
 from pydantic import AfterValidator
 
+from app.api.auth import OpsAuthDep, OpsWriterDep
 from app.db.session import SessionDep
 from app.distributions import preview as preview_service
 from app.distributions import repository, service
@@ -23,7 +24,6 @@ from app.distributions.schemas import (
 )
 from app.distributions.triggers import known_trigger
 from app.errors import OPS_ERROR_RESPONSES
-from app.ops.auth import OpsAuthDep, OpsWriterDep
 
 router = APIRouter(prefix="/api/v1", tags=["distributions"], responses=OPS_ERROR_RESPONSES)
 

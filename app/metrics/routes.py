@@ -6,11 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from app.api.auth import UnauthorizedError
 from app.config import Settings
 from app.errors import NotFoundError
 from app.metrics.collectors import DatabaseCollector, DatabaseState
 from app.metrics.exposition import ProcessMetrics, bearer_ok, render
-from app.ops.auth import UnauthorizedError
 
 router = APIRouter(tags=["health"])
 

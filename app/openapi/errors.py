@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from app.ops.auth import writer
+from app.api.auth import writer
 
 DESCRIPTIONS = {
     400: "the body is not valid JSON (or not UTF-8)",

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.auth import OpsPrincipal
 from app.delivery import state_reset
 from app.delivery.models import DEAD, DELIVERED, FAILED, PENDING, SKIPPED, Delivery, DeliveryAttempt
 from app.errors import ConflictError, NotFoundError
-from app.ops.auth import OpsPrincipal
 from app.ops.models import Replay
 
 REPLAYABLE = (DELIVERED, FAILED, DEAD, SKIPPED)

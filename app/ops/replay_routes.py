@@ -11,13 +11,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Request
 
+from app.api.auth import OpsAuthDep, OpsWriterDep
+from app.api.pagination import Page
+from app.api.params import Cursor, Limit, RowId
 from app.config import Settings
 from app.db.session import SessionDep
 from app.errors import OPS_ERROR_RESPONSES
 from app.ops import replay_service
-from app.ops.auth import OpsAuthDep, OpsWriterDep
 from app.ops.models import QUEUED
-from app.ops.params import Cursor, Limit, RowId
 from app.ops.replay_schemas import (
     BulkReplayRequest,
     DistributionReplayRequest,
@@ -27,7 +28,6 @@ from app.ops.replay_schemas import (
     ReplayPlan,
     ReplayRead,
 )
-from app.ops.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["replays"], responses=OPS_ERROR_RESPONSES)
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from app.ops.params import Moment
+from app.api.params import Moment
 
 # Only settled deliveries are replayed: pending and in-flight ones are queued already.
 SettledStatus = Literal["delivered", "skipped", "failed", "dead"]

@@ -16,18 +16,18 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.auth import OpsPrincipal
+from app.api.pagination import BadCursorError
+from app.api.params import bounded_time
 from app.config import Settings
 from app.delivery.models import Delivery
 from app.delivery.skipping import skip_statement
 from app.distributions.models import Distribution
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
 from app.ops import replay_scope
-from app.ops.auth import OpsPrincipal
 from app.ops.bulk_replay import advance
 from app.ops.models import CANCELED, DONE, QUEUED, RUNNING, Replay
-from app.ops.params import bounded_time
 from app.ops.replay_schemas import BulkFilter, DistributionReplayRequest, ReplayPlan
-from app.ops.repository import BadCursorError
 from app.ops.requeue import Tally, rerun
 from app.webhooks.models import WebhookEvent
 

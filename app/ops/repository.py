@@ -1,58 +1,18 @@
-"""Audit-trail queries: keyset pages (newest first) that stay stable while rows arrive."""
+"""Audit-trail queries of the ops API; their pages come from app.api.pagination."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.braze.models import BrazeRequest
 from app.delivery.models import Delivery, DeliveryAttempt
-from app.errors import VoucherRelayError
 from app.ops.models import Replay
-from app.ops.params import BIGINT_MAX
-from app.runs.models import Run
 from app.webhooks.models import WebhookEvent
-
-Row = TypeVar("Row", WebhookEvent, Delivery, Run)
-
-
-class BadCursorError(VoucherRelayError):
-    status_code = 422
-    code = "validation_error"
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        last_id = int(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
-        last_id = 0
-    if not 0 < last_id <= BIGINT_MAX:  # Postgres would refuse a larger one with a 500
-        raise BadCursorError("cursor is not one this API returned")
-    return last_id
-
-
-async def page(
-    session: AsyncSession, query: Select[Row], model: type[Row], *,
-    limit: int, cursor: str | None,
-) -> tuple[Sequence[Row], str | None]:  # fmt: skip
-    """Rows older than the cursor, newest first; ids only grow, so new rows never shift a page."""
-    if cursor is not None:
-        query = query.where(model.id < decode_cursor(cursor))
-    ordered = query.order_by(model.id.desc()).limit(limit + 1)
-    rows = list((await session.execute(ordered)).scalars().all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].id) if more and rows else None
 
 
 def events_query(

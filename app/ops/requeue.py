@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.nul import without_nul
 from app.delivery import state_reset
 from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery, DeliveryAttempt
+from app.distributions import envelope as envelope_parser
 from app.distributions.models import Distribution
 from app.distributions.service import to_config
 from app.ops.models import Replay
-from app.webhooks import envelope as envelope_parser
 from app.webhooks.matching import MatchableDistribution, plan_deliveries
 from app.webhooks.models import WebhookEvent
 

@@ -10,13 +10,14 @@ import orjson
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 
+from app.api.auth import OpsAuthDep, OpsWriterDep
+from app.api.pagination import Page, page
+from app.api.params import Cursor, Limit, RowId, RowIdFilter, Since, Until
 from app.braze.models import BrazeRequest
 from app.db.session import SessionDep
 from app.delivery.models import STATUSES, TRIGGERS, Delivery
 from app.errors import OPS_ERROR_RESPONSES, NotFoundError, VoucherRelayError
 from app.ops import repository
-from app.ops.auth import OpsAuthDep, OpsWriterDep
-from app.ops.params import Cursor, Limit, RowId, RowIdFilter, Since, Until
 from app.ops.replay import replay_delivery
 from app.ops.replay_schemas import ReplayOptions
 from app.ops.schemas import (
@@ -27,7 +28,6 @@ from app.ops.schemas import (
     DeliverySummary,
     EventDetail,
     EventSummary,
-    Page,
 )
 from app.webhooks.matching import Outcome
 from app.webhooks.models import WebhookEvent
@@ -61,9 +61,7 @@ async def list_events(
     query = repository.events_query(
         event_type=type, outcome=outcome, customer=customer, since=since, until=until
     )
-    rows, next_cursor = await repository.page(
-        session, query, WebhookEvent, limit=limit, cursor=cursor
-    )
+    rows, next_cursor = await page(session, query, WebhookEvent.id, limit=limit, cursor=cursor)
     return Page(items=[EventSummary.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -101,7 +99,7 @@ async def list_deliveries(
          "trigger": trigger, "event_id": event_id, "run_id": run_id, "since": since,
          "until": until}
     )  # fmt: skip
-    rows, next_cursor = await repository.page(session, query, Delivery, limit=limit, cursor=cursor)
+    rows, next_cursor = await page(session, query, Delivery.id, limit=limit, cursor=cursor)
     return Page(items=[DeliverySummary.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 

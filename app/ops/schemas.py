@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-T = TypeVar("T")
 
 
 class _Row(BaseModel):
@@ -91,10 +89,3 @@ class DeliveryDetail(DeliverySummary):
     attributes: dict[str, Any] | None = Field(description="the Braze object this delivery sends")
     force: bool
     attempts_log: list[Attempt]
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    next_cursor: str | None = Field(
-        description="pass as ?cursor= for the next (older) page; null on the last page"
-    )

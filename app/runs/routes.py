@@ -6,12 +6,11 @@ import uuid
 
 from fastapi import APIRouter, status
 
+from app.api.auth import OpsAuthDep, OpsWriterDep
+from app.api.pagination import Page, page
+from app.api.params import Cursor, Limit, RowId
 from app.db.session import SessionDep
 from app.errors import OPS_ERROR_RESPONSES
-from app.ops import repository as audit
-from app.ops.auth import OpsAuthDep, OpsWriterDep
-from app.ops.params import Cursor, Limit, RowId
-from app.ops.schemas import Page
 from app.runs import repository, service
 from app.runs.models import Run
 from app.runs.schemas import RunCreate, RunDetail, RunStatus, RunSummary
@@ -39,7 +38,7 @@ async def list_runs(
     distribution_id: uuid.UUID | None = None, status: RunStatus | None = None,
 ) -> Page[RunSummary]:  # fmt: skip
     query = repository.runs_query(distribution_id=distribution_id, status=status)
-    rows, next_cursor = await audit.page(session, query, Run, limit=limit, cursor=cursor)
+    rows, next_cursor = await page(session, query, Run.id, limit=limit, cursor=cursor)
     return Page(items=await service.summaries(session=session, runs=rows), next_cursor=next_cursor)
 
 

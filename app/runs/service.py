@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.auth import OpsPrincipal
 from app.distributions.models import Distribution
 from app.distributions.service import to_config
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
-from app.ops.auth import OpsPrincipal
 from app.runs import repository
 from app.runs.envelope import campaign_of, not_runnable
 from app.runs.models import CANCELED, FAILED, RUNNING, SCHEDULED, Run

@@ -25,7 +25,7 @@ from app.db.embedded import EmbeddedPostgres, pid_alive
 from app.errors import ConfigError
 from app.sandbox import processes, tour
 from app.sandbox.processes import Child
-from app.voucherify.emulator_sandbox import SEGMENT_ID
+from app.sandbox.voucherify.seed import SEGMENT_ID
 
 OPS_TOKEN = "sandbox-token"
 WEBHOOK_SECRET = "sandbox-secret"

@@ -1,2 +1,1 @@
-"""Voucherify API client (publishing codes, reading customers, walking segments) and an
-in-memory Voucherify emulator for tests and benchmarks."""
+"""Voucherify API client: publishing codes, reading customers, walking segments."""

@@ -16,7 +16,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from app.metrics.labels import publication_failure
 from app.metrics.registry import PUBLICATIONS
 from app.voucherify.connection import MASK, VoucherifyConnection, error_body
 from app.voucherify.errors import (
@@ -25,6 +24,7 @@ from app.voucherify.errors import (
     CustomerNotFoundError,
     VoucherifyError,
     VoucherifyRequestError,
+    publication_failure,
 )
 from app.voucherify.publications import (
     Publication,

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from app.metrics.labels import voucherify_endpoint
+from app.metrics.labels import OTHER
 from app.metrics.registry import count_voucherify_request
 from app.voucherify.errors import (
     VoucherifyError,
@@ -34,6 +34,15 @@ _CONNECT_TIMEOUT_SECONDS = 5.0
 MASK = "**********"
 TEXT_LIMIT = 300
 Params = Mapping[str, str | int]
+
+VOUCHERIFY_ENDPOINTS = frozenset({"publications", "customers", "vouchers"})
+
+
+def voucherify_endpoint(path: str) -> str:
+    """`/v1/customers/cust_123` -> `customers`: the resource, never an id."""
+    parts = path.strip("/").split("/")
+    resource = parts[1] if len(parts) > 1 else ""
+    return resource if resource in VOUCHERIFY_ENDPOINTS else OTHER
 
 
 class VoucherifyConnection:

@@ -78,3 +78,16 @@ class VoucherifyRateLimitedError(VoucherifyUnavailableError):
     def __init__(self, message: str, *, attempts: int, retry_after: float | None) -> None:
         super().__init__(message, attempts=attempts, http_status=429)
         self.retry_after = retry_after
+
+
+def publication_failure(exc: BaseException) -> str:
+    """Why publishing a code failed, as a `result` label."""
+    for cls, label in (
+        (CampaignExhaustedError, "campaign_exhausted"),
+        (CampaignNotFoundError, "campaign_not_found"),
+        (CustomerNotFoundError, "customer_not_found"),
+        (VoucherifyUnavailableError, "unavailable"),
+    ):
+        if isinstance(exc, cls):
+            return label
+    return "refused"

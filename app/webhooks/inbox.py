@@ -36,10 +36,10 @@ from sqlalchemy.engine import URL
 
 from app.db.nul import without_nul
 from app.db.raw import DATA_ERRORS, keep_session
+from app.distributions.envelope import Envelope
 from app.distributions.schemas import DistributionConfig
 from app.errors import DatabaseUnavailableError
 from app.webhooks import event_time
-from app.webhooks.envelope import Envelope
 from app.webhooks.matching import MatchableDistribution, Outcome, plan_deliveries
 from app.webhooks.signature import SignatureResult
 

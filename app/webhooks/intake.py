@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 import orjson
 
+from app.distributions import envelope as envelope_parser
+from app.distributions.envelope import NotAnEnvelopeError
+from app.distributions.triggers import KNOWN_TRIGGERS
 from app.errors import VoucherRelayError
-from app.metrics.labels import event_type_label
+from app.metrics.labels import OTHER
 from app.metrics.registry import count_webhook
-from app.webhooks import envelope as envelope_parser
 from app.webhooks import signature
 from app.webhooks.inbox import Inbox, StoredEvent
 
@@ -29,14 +31,13 @@ class BadSignatureError(VoucherRelayError):
     code = "bad_signature"
 
 
-class NotAnEnvelopeError(VoucherRelayError):
-    status_code = 400
-    code = "invalid_webhook"
-
-
 class BodyTooLargeError(VoucherRelayError):
     status_code = 413
     code = "body_too_large"
+
+
+def event_type_label(event_type: str) -> str:
+    return event_type if event_type in KNOWN_TRIGGERS else OTHER
 
 
 async def receive_webhook(

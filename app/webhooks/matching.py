@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from app.delivery.models import PENDING, SKIPPED
 from app.distributions import mapping
+from app.distributions.envelope import Envelope
 from app.distributions.schemas import DistributionConfig
-from app.webhooks.envelope import Envelope
 
 # failed: stored, but its deliveries could not be planned or stored (the log says why); it is
 # answered 2xx all the same (a 5xx is retried for a day, then Voucherify pauses the webhook),
@@ -58,6 +58,6 @@ def plan_deliveries(
         elif isinstance(result, mapping.Skip):
             row.update(status=SKIPPED, skip_reason=result.reason, last_error=result.detail)
         # NeedsPublish, NeedsCustomer: pending without attributes; the worker's publisher looks
-        # the customer up and publishes a code first (app/delivery/publisher.py).
+        # the customer up and publishes a code first (app/worker/publisher.py).
         rows.append(row)
     return rows

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response, status
 
+from app.distributions.envelope import NotAnEnvelopeError
 from app.errors import (
     DATABASE_RETRY_AFTER_SECONDS,
     DatabaseUnavailableError,
@@ -138,7 +139,7 @@ class WebhookFastPath:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise intake.NotAnEnvelopeError("the client disconnected before sending the body")
+                raise NotAnEnvelopeError("the client disconnected before sending the body")
             chunk = message.get("body", b"")
             size = intake.add_chunk(size, chunk, limit)
             chunks.append(chunk)

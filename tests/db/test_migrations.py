@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.db import migrate
-from app.db.models import Base
+from app.models import Base
 from tests.postgres import scratch_database
 
 

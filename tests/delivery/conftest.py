@@ -18,13 +18,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.braze.client import BrazeClient
-from app.braze.emulator import create_emulator, emulator_state
-from app.braze.emulator_state import EmulatorState
 from app.delivery.gate import BrazeGate
 from app.delivery.queue import DeliveryQueue
-from app.delivery.retry import parse_schedule
-from app.delivery.runner import create_pool
 from app.delivery.worker import Worker, WorkerConfig
+from app.retry import parse_schedule
+from app.sandbox.braze.emulator import create_emulator, emulator_state
+from app.sandbox.braze.state import EmulatorState
+from app.worker.runner import create_pool
 from tests.conftest import truncate_all
 from tests.e2e.servers import serve_app_in_thread
 

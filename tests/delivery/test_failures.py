@@ -17,13 +17,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app.delivery.failures import FailureStreak
-from app.delivery.lanes import QueueLanes
-from app.delivery.publisher import Publisher
-from app.delivery.retry import parse_schedule
-from app.delivery.runner import create_pool
 from app.ops.bulk_replay import ReplayRunner
+from app.retry import parse_schedule
 from app.runs.executor import RunExecutor
 from app.voucherify.client import VoucherifyClient
+from app.worker.lanes import QueueLanes
+from app.worker.publisher import Publisher
+from app.worker.runner import create_pool
 from tests.delivery.conftest import WorkerFactory
 
 POLL = 0.05
@@ -139,7 +139,7 @@ async def test_the_publisher_lane_backs_off_while_postgres_is_unreachable(
     lanes = QueueLanes(pool=dead_pool, wake=asyncio.Event(), poll_seconds=POLL, publisher=publisher)
     await _run_for(1.2, lanes.run)
     await voucherify.aclose()
-    lines = _lines(caplog, "app.delivery.lanes")
+    lines = _lines(caplog, "app.worker.lanes")
     errors = [r for r in lines if r.getMessage().startswith("publishing")]
     assert 3 <= len(errors) <= 7, [r.getMessage() for r in errors]
     assert [r.exc_info is not None for r in errors] == [True] + [False] * (len(errors) - 1)

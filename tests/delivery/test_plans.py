@@ -24,9 +24,10 @@ import pytest
 from sqlalchemy.engine import URL
 
 from app.db import migrate
-from app.delivery import claims, publisher, queue
-from app.delivery.runner import create_pool
+from app.delivery import claims, queue
 from app.webhooks import inbox
+from app.worker import publisher
+from app.worker.runner import create_pool
 from tests.postgres import scratch_database
 
 HISTORY = 20_000

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from app.delivery.publisher import Publisher, publication_source_id
+from app.sandbox.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
+from app.sandbox.voucherify.state import EmulatorState
 from app.voucherify.client import VoucherifyClient
-from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
-from app.voucherify.emulator_state import EmulatorState
+from app.worker.publisher import Publisher, publication_source_id
 from tests.conftest import WRITER
 from tests.delivery.conftest import Emulator, WorkerFactory, drain
 from tests.e2e.servers import serve_app_in_thread

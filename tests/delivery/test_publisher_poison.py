@@ -9,9 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
-from app.delivery.publisher import Publisher
 from app.distributions import mapping
-from app.voucherify.emulator_state import EmulatorState
+from app.sandbox.voucherify.state import EmulatorState
+from app.worker.publisher import Publisher
 from tests.delivery.test_publisher import (
     entered_without_code,
     post,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.ops.auth import OpsPrincipal
+from app.api.auth import OpsPrincipal
 from app.ops.replay import replay_delivery
 from tests.delivery.conftest import Emulator, WorkerFactory, drain, enqueue, statuses
 

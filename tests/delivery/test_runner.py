@@ -15,9 +15,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.config import Settings
-from app.delivery.runner import run_worker
-from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
-from app.voucherify.emulator_state import EmulatorState
+from app.sandbox.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
+from app.sandbox.voucherify.state import EmulatorState
+from app.worker.runner import run_worker
 from tests.conftest import WRITER
 from tests.delivery.conftest import Emulator, statuses
 from tests.e2e.servers import serve_app_in_thread
@@ -86,7 +86,7 @@ async def test_a_worker_without_a_braze_key_publishes_replays_and_prunes_but_sen
         }
     )  # fmt: skip
     stop = asyncio.Event()
-    with caplog.at_level(logging.WARNING, logger="app.delivery.runner"):
+    with caplog.at_level(logging.WARNING, logger="app.worker.runner"):
         worker = asyncio.create_task(run_worker(worker_settings, database_url, stop))
         try:
             for _ in range(400):  # polls the outcome; the bound only stops a hung test

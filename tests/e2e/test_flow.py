@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app import __version__
-from app.braze.emulator import create_emulator, emulator_state
+from app.sandbox.braze.emulator import create_emulator, emulator_state
 from tests.e2e.processes import (
     E2E_BRAZE_KEY,
     E2E_TOKEN,

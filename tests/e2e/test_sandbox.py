@@ -17,8 +17,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from app.braze.emulator import create_emulator, emulator_state
-from app.voucherify.emulator_sandbox import CAMPAIGN_NAME, SEGMENT_ID
+from app.sandbox.braze.emulator import create_emulator, emulator_state
+from app.sandbox.voucherify.seed import CAMPAIGN_NAME, SEGMENT_ID
 from tests.e2e.processes import (
     REPO,
     free_port,

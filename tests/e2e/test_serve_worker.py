@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from app import __version__
-from app.braze.emulator import create_emulator, emulator_state
+from app.sandbox.braze.emulator import create_emulator, emulator_state
 from tests.e2e.processes import (
     E2E_BRAZE_KEY,
     E2E_TOKEN,

@@ -5,17 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.metrics.labels import (
-    event_type_label,
-    publication_failure,
-    status_class,
-    voucherify_endpoint,
-)
+from app.metrics.labels import status_class
+from app.voucherify.connection import voucherify_endpoint
 from app.voucherify.errors import (
     CampaignExhaustedError,
     VoucherifyRateLimitedError,
     VoucherifyRequestError,
+    publication_failure,
 )
+from app.webhooks.intake import event_type_label
 
 
 @pytest.mark.parametrize(

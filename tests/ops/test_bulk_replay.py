@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.delivery.hold import tend
-from app.delivery.lanes import QueueLanes
 from app.ops.bulk_replay import BatchHook, ReplayRunner
+from app.worker.lanes import QueueLanes
 from tests.conftest import READER, WRITER
 from tests.delivery.conftest import Emulator, WorkerFactory, drain, statuses
 from tests.ops.replay_data import create_distribution, settled_delivery, stored_event

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.delivery.runner import create_pool
 from app.ops.retention import prune
+from app.worker.runner import create_pool
 from tests.conftest import truncate_all
 
 

@@ -1,4 +1,5 @@
-"""Properties of the envelope parser (app/webhooks/envelope.py) and of how intake answers bodies."""
+"""Properties of the envelope parser (app/distributions/envelope.py) and of how intake answers
+bodies."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.distributions.envelope import Envelope, EnvelopeError, parse
 from app.distributions.paths import lookup
 from app.distributions.triggers import KNOWN_TRIGGERS
-from app.webhooks.envelope import Envelope, EnvelopeError, parse
 from tests.conftest import WRITE_TOKEN, WRITER, committing_app_client
 from tests.factories import WEBHOOK_SECRET, distribution_body, signed
 from tests.properties.strategies import envelopes, json_values, zones

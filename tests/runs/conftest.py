@@ -16,16 +16,16 @@ from pydantic import SecretStr
 
 from app.braze.client import BrazeClient
 from app.delivery.gate import BrazeGate
-from app.delivery.lanes import QueueLanes
-from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
-from app.delivery.retry import parse_schedule
 from app.delivery.worker import Worker, WorkerConfig
+from app.retry import parse_schedule
 from app.runs.executor import RunExecutor
+from app.sandbox.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
+from app.sandbox.voucherify.objects import Customer
+from app.sandbox.voucherify.state import EmulatorState
 from app.voucherify.client import VoucherifyClient
-from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
-from app.voucherify.emulator_objects import Customer
-from app.voucherify.emulator_state import EmulatorState
+from app.worker.lanes import QueueLanes
+from app.worker.publisher import Publisher
 from tests.conftest import WRITER
 from tests.delivery import conftest as delivery
 from tests.delivery.conftest import BRAZE_KEY, Emulator

@@ -6,10 +6,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from app.delivery.publisher import publication_source_id
 from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
 from app.runs.envelope import campaign_of, not_runnable, run_config, run_envelope, run_event_id
+from app.worker.publisher import publication_source_id
 from tests.factories import distribution_body
 
 DISTRIBUTION = uuid.UUID("6f1d9a52-3c1e-4c55-9b0e-4d3c2b1a0f9e")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 
-from app.voucherify.emulator_faults import Faults, Refusal, error_body
+from app.sandbox.voucherify.faults import Faults, Refusal, error_body
 from tests.conftest import READER, WRITER
 from tests.runs.conftest import (
     SEGMENT,

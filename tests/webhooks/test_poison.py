@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery.models import Delivery, DeliveryAttempt
+from app.distributions.envelope import Envelope
 from app.webhooks import inbox as inbox_module
 from app.webhooks import matching
-from app.webhooks.envelope import Envelope
 from app.webhooks.inbox import Inbox
 from app.webhooks.models import WebhookEvent
 from tests.conftest import READER

@@ -1,6 +1,6 @@
 """Composition root of a delivery worker (`voucher-relay worker`, also run by `serve` as its
 child): it waits quietly for the schema this code needs, then runs every lane
-(`app.delivery.runner`)."""
+(`app.worker.runner`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from app.config import Settings
 # (the worker child of `serve` failed every bulk replay batch on deliveries.run_id).
 from app.db import models as _every_table  # noqa: F401
 from app.db.schema import wait_until_current
-from app.delivery.runner import run_worker
+from app.worker.runner import run_worker
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ async def run_when_schema_current(
 def listen_to_parent(
     loop: asyncio.AbstractEventLoop, fd: int, *, wake: asyncio.Event, parent_gone: asyncio.Event
 ) -> None:
-    """A child of `serve` (app.worker_process): a byte on the pipe `fd` means deliveries are
+    """A child of `serve` (app.worker.supervisor): a byte on the pipe `fd` means deliveries are
     ready to send; end of file means `serve` has gone (a SIGKILL included), and the worker
     stops as it does on SIGTERM rather than deliver for a service nobody runs any more."""
     os.set_blocking(fd, False)

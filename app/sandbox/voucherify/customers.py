@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.voucherify.emulator_objects import ApiError, Customer, aware, from_unix, not_found
+from app.sandbox.voucherify.objects import ApiError, Customer, aware, from_unix, not_found
 
 ORDERS = ("created_at", "-created_at", "updated_at", "-updated_at", "source_id", "-source_id")
 # Not documented: Voucherify's default order. Newest first is what its dashboard shows.

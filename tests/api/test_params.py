@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.ops.params import BIGINT_MAX, EARLIEST, LATEST
+from app.api.params import BIGINT_MAX, EARLIEST, LATEST
 from tests.conftest import WRITER
 from tests.ops.replay_data import T0, create_distribution, settled_delivery, stored_event
 

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from app.braze.emulator_faults import FaultAnswer, Faults
 from app.braze.payload import (
     MAX_BODY_BYTES,
     MAX_EXTERNAL_ID_BYTES,
@@ -26,6 +25,7 @@ from app.braze.payload import (
     lookup_identifier,
     primary_identifiers,
 )
+from app.sandbox.braze.faults import FaultAnswer, Faults
 
 ARRAYS = ("attributes", "events", "purchases")
 # Observed in Braze answers (braze.md §3.1).

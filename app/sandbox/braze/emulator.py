@@ -22,9 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
-from app.braze.emulator_faults import FaultsUpdate
-from app.braze.emulator_state import EmulatorState, ResetFormat
 from app.braze.payload import MAX_BODY_BYTES, MAX_OBJECTS_PER_REQUEST, TRACK_PATH
+from app.sandbox.braze.faults import FaultsUpdate
+from app.sandbox.braze.state import EmulatorState, ResetFormat
 
 
 def create_emulator(

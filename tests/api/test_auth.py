@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.ops.auth import OpsToken, authenticate, parse_tokens
+from app.api.auth import OpsToken, authenticate, parse_tokens
 
 
 def test_name_scope_token_entries_are_parsed_and_a_token_may_hold_colons() -> None:

@@ -15,9 +15,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from app.sandbox.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
+from app.sandbox.voucherify.state import EmulatorState
 from app.voucherify.client import VoucherifyClient
-from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
-from app.voucherify.emulator_state import EmulatorState
 from app.voucherify.errors import (
     CampaignExhaustedError,
     CampaignNotFoundError,

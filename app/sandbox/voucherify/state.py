@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from app.voucherify.emulator_customers import CustomerBook
-from app.voucherify.emulator_faults import Faults, RateWindow
-from app.voucherify.emulator_objects import (
+from app.sandbox.voucherify.customers import CustomerBook
+from app.sandbox.voucherify.faults import Faults, RateWindow
+from app.sandbox.voucherify.objects import (
     ApiError,
     Campaign,
     Customer,

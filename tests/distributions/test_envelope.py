@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from app.webhooks.envelope import EnvelopeError, parse
+from app.distributions.envelope import EnvelopeError, parse
 from tests.factories import sample
 
 

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from app.braze.classify import Kind, classify_response
 from app.braze.client import BrazeClient
-from app.braze.emulator import create_emulator, emulator_state
+from app.sandbox.braze.emulator import create_emulator, emulator_state
 from tests.e2e.servers import serve_app_in_thread
 
 API_KEY = "loopback-key"

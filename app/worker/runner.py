@@ -18,15 +18,15 @@ from app.braze.client import BrazeClient
 from app.config import Settings
 from app.db.raw import keep_session
 from app.delivery.gate import BrazeGate, workspace_key
-from app.delivery.lanes import QueueLanes
-from app.delivery.publisher import Publisher
 from app.delivery.queue import DeliveryQueue
-from app.delivery.retry import parse_schedule
 from app.delivery.worker import Worker, WorkerConfig
 from app.metrics.registry import process_running
 from app.ops.bulk_replay import ReplayLane
+from app.retry import parse_schedule
 from app.runs.executor import RunExecutor
 from app.voucherify.client import VoucherifyClient
+from app.worker.lanes import QueueLanes
+from app.worker.publisher import Publisher
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.voucherify.emulator_state import EmulatorState
+from app.sandbox.voucherify.state import EmulatorState
 
 # The ids and names of the sample webhooks, so that previews, webhooks and runs agree.
 SEGMENT_ID = "seg_Vq7Lm2Rt9Kx4Nb1Zc8Hs3Pw"

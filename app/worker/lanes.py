@@ -22,10 +22,10 @@ import asyncpg
 
 from app.delivery.failures import FailureStreak, poll_until_stopped
 from app.delivery.hold import TEND_SECONDS, tend
-from app.delivery.publisher import Publisher
 from app.ops.bulk_replay import ReplayRunner
 from app.ops.retention import prune
 from app.runs.executor import RunExecutor
+from app.worker.publisher import Publisher
 
 logger = logging.getLogger(__name__)
 

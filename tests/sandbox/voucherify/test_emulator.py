@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
-from app.voucherify.emulator_state import EmulatorState
+from app.sandbox.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
+from app.sandbox.voucherify.state import EmulatorState
 from tests.voucherify.fakes import APP_ID, APP_TOKEN, FakeClock
 
 EXPIRES = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)

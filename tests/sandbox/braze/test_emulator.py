@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.braze.emulator import create_emulator, emulator_state
-from app.braze.emulator_state import EmulatorState
+from app.sandbox.braze.emulator import create_emulator, emulator_state
+from app.sandbox.braze.state import EmulatorState
 
 API_KEY = "emulator-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

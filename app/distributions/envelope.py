@@ -10,6 +10,14 @@ import orjson
 
 from app.distributions.mapping import event_time
 from app.distributions.triggers import KNOWN_TRIGGERS
+from app.errors import VoucherRelayError
+
+
+class NotAnEnvelopeError(VoucherRelayError):
+    """A webhook body (or a preview's sample) that is not a Voucherify event envelope."""
+
+    status_code = 400
+    code = "invalid_webhook"
 
 
 class EnvelopeError(ValueError):

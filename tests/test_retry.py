@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.delivery.retry import DEFAULT_SCHEDULE, format_schedule, parse_schedule, retry_delay
+from app.retry import DEFAULT_SCHEDULE, format_schedule, parse_schedule, retry_delay
 
 
 def test_first_retry_waits_five_seconds_without_jitter() -> None:

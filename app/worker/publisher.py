@@ -31,11 +31,11 @@ from app.delivery.claims import Reaping, reap_expired_leases
 from app.delivery.hold import NOT_PAUSED
 from app.delivery.models import DEAD, FAILED
 from app.delivery.reporting import SETTLED, log_given_up
-from app.delivery.retry import retry_delay
 from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
 from app.errors import short_error
 from app.metrics.registry import count_settled
+from app.retry import retry_delay
 from app.runs.envelope import run_config, run_event_id
 from app.voucherify.client import VoucherifyClient
 from app.voucherify.errors import (

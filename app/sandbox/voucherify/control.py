@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.voucherify.emulator_objects import Campaign
-from app.voucherify.emulator_state import EmulatorState
+from app.sandbox.voucherify.objects import Campaign
+from app.sandbox.voucherify.state import EmulatorState
 
 
 class CustomerSeed(BaseModel):

@@ -28,10 +28,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
-from app.voucherify.emulator_control import CampaignSeed, CustomersSeed, SegmentSeed
-from app.voucherify.emulator_faults import FaultsUpdate, Refusal, error_body
-from app.voucherify.emulator_objects import ApiError
-from app.voucherify.emulator_state import DuplicateSourceId, EmulatorState, PublicationListing
+from app.sandbox.voucherify.control import CampaignSeed, CustomersSeed, SegmentSeed
+from app.sandbox.voucherify.faults import FaultsUpdate, Refusal, error_body
+from app.sandbox.voucherify.objects import ApiError
+from app.sandbox.voucherify.state import DuplicateSourceId, EmulatorState, PublicationListing
 
 
 def create_voucherify_emulator(
