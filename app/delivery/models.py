@@ -83,7 +83,7 @@ class Delivery(TimestampMixin, Base):
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
-        # The queue's probes, one partial index each (app/delivery/claims.py says why no
+        # The queue's probes, one partial index each (app/delivery/store/claims.py says why no
         # predicate here may be implied by another probe's WHERE clause).
         Index(
             "ix_deliveries_waiting_by_user",

@@ -26,7 +26,6 @@ from app.delivery.failures import FailureStreak
 from app.delivery.gate import BrazeGate, GateState
 from app.delivery.models import FAILED, SKIPPED
 from app.delivery.outcomes import DeliveryChange, put_back, settle
-from app.delivery.queue import Claimed, DeliveryQueue
 from app.delivery.reporting import (
     count_settled_changes,
     landed_changes,
@@ -35,6 +34,7 @@ from app.delivery.reporting import (
     observe_latencies,
 )
 from app.delivery.stopping import unless_stopped, wait_unless_stopped
+from app.delivery.store.queue import Claimed, DeliveryQueue
 from app.metrics.registry import DATA_POINTS_SAVED
 from app.retry import DEFAULT_SCHEDULE
 

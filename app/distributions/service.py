@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.hold import hold_paused, release, skip_deleted
+from app.delivery.store.hold import hold_paused, release, skip_deleted
 from app.distributions import repository, rules
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig, DistributionPatch, DistributionRead

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.delivery.hold import NOT_PAUSED
+from app.delivery.store.hold import NOT_PAUSED
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ TABLE_COUNTS_MAX_AGE = 60.0
 GATE_STATES = ("open", "paused", "blocked")
 
 # Due: what a claim could take now, so not what a paused distribution holds. Each branch reads
-# one of the queue's partial indexes (app/delivery/claims.py): the waiting rows, never the
+# one of the queue's partial indexes (app/delivery/store/claims.py): the waiting rows, never the
 # history.
 _DUE = f"next_attempt_at <= clock_timestamp() AND {NOT_PAUSED}"
 _QUEUE = text(f"""

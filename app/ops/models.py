@@ -48,7 +48,7 @@ class Replay(Base):
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
     # Forced replays: attribute_state entries set back to the replayed delivery's event time,
-    # so that its value wins over `stale` (app/delivery/state_reset.py).
+    # so that its value wins over `stale` (app/delivery/store/state_reset.py).
     state_reset: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Background replays: the rows are those with ids up to `last_id` (fixed when asked, so
     # rows that arrive later are not swept in), worked through in id order; `checkpoint` is

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import OpsPrincipal
-from app.delivery import state_reset
-from app.delivery.models import DEAD, DELIVERED, FAILED, PENDING, SKIPPED, Delivery, DeliveryAttempt
+from app.delivery.models import DEAD, DELIVERED, FAILED, SKIPPED, Delivery, DeliveryAttempt
+from app.delivery.store import replay as store
+from app.delivery.store import state_reset
 from app.errors import ConflictError, NotFoundError
 from app.ops.models import Replay
 
@@ -40,12 +41,9 @@ async def replay_delivery(
     )  # fmt: skip
     session.add(replay)
     await session.flush()
-    delivery.status = PENDING
-    delivery.next_attempt_at = now
-    delivery.force = force
-    delivery.attempts = 0  # a replay gets the whole retry schedule again, as every replay does
-    delivery.replay_id = replay.id
-    delivery.skip_reason = None
+    store.queue_again(
+        delivery, replay_id=replay.id, force=force, now=now, clear_skip=True, drop_lease=False
+    )
     await session.flush()
     # Forced: the operator's value wins over stale (`state_reset`), and the answer says so.
     resets = []

@@ -21,7 +21,7 @@ from app.api.pagination import BadCursorError
 from app.api.params import bounded_time
 from app.config import Settings
 from app.delivery.models import Delivery
-from app.delivery.skipping import skip_statement
+from app.delivery.store.skipping import skip_statement
 from app.distributions.models import Distribution
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
 from app.ops import replay_scope

@@ -12,7 +12,7 @@ intake uses), then
   identifier, ...), queues nothing: skipped with that reason, the delivery left as it was.
 Each delivery touched gets an attempt row with the replay id, saying what the replay did.
 A forced replay also sets back recorded event times later than the delivery's, so that its
-value wins over `stale` (`app/delivery/state_reset.py`); the attempt row names them.
+value wins over `stale` (`app/delivery/store/state_reset.py`); the attempt row names them.
 
 Deliveries that came from no event (or whose event body was pruned) can only be sent as stored.
 """
@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.nul import without_nul
-from app.delivery import state_reset
 from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery, DeliveryAttempt
+from app.delivery.store import replay as store
+from app.delivery.store import state_reset
 from app.distributions import envelope as envelope_parser
 from app.distributions.models import Distribution
 from app.distributions.service import to_config
@@ -124,19 +123,12 @@ async def rerun(
         tally.skip(row["skip_reason"])
         return
     if delivery is None:
-        delivery = Delivery(
-            distribution_id=distribution.id, event_id=event.id, trigger=replay.trigger,
-            event_time=event.event_created_at, attempts=0,
+        delivery = store.new_delivery(
+            session, distribution_id=distribution.id, event_id=event.id, trigger=replay.trigger,
+            event_time=event.event_created_at,
         )  # fmt: skip
-        session.add(delivery)
-    delivery.distribution_version = distribution.version
-    delivery.braze_user_key = row["braze_user_key"]
-    delivery.attributes = row["attributes"]
-    delivery.skip_reason = row["skip_reason"]
-    delivery.last_error = without_nul(row["last_error"])
+    store.store_mapped(delivery, version=distribution.version, row=row, replay_id=replay.id)
     if row["status"] == SKIPPED:  # a new pair the mapping skips: stored as intake stores it
-        delivery.status = SKIPPED
-        delivery.replay_id = replay.id
         await session.flush()
         _note(session, replay, delivery, row["skip_reason"])
         tally.skip(row["skip_reason"])
@@ -157,13 +149,7 @@ async def _resend_as_stored(
 async def _queue(
     session: AsyncSession, delivery: Delivery, replay: Replay, tally: Tally, what: str
 ) -> None:
-    delivery.status = PENDING
-    delivery.next_attempt_at = datetime.now(UTC)
-    delivery.attempts = 0  # a replay gets the whole retry schedule again
-    delivery.force = replay.force
-    delivery.replay_id = replay.id
-    delivery.lease_expires_at = None
-    delivery.leased_by = None
+    store.queue_again(delivery, replay_id=replay.id, force=replay.force)
     await session.flush()
     resets = []
     if replay.force:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.skipping import skip_statement
+from app.delivery.store.skipping import skip_statement
 from app.runs.models import Run
 from app.runs.progress import PROGRESS_SQL
 

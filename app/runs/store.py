@@ -15,7 +15,7 @@ import asyncpg
 
 from app.db.nul import without_nul
 from app.db.raw import DATA_ERRORS
-from app.delivery.hold import HELD_UNTIL
+from app.delivery.store import runs as run_deliveries
 from app.errors import short_error
 from app.runs.progress import PROGRESS_SQL, summarize
 
@@ -41,16 +41,6 @@ RETURNING r.id, r.distribution_id, r.distribution_version, r.audience, r.audienc
 """
 _DISTRIBUTION = """
 SELECT status, deleted_at FROM distributions WHERE id = $1
-"""
-# A page stored while the distribution is paused is held with the rest of its deliveries.
-_MEMBERS = f"""
-INSERT INTO deliveries (distribution_id, distribution_version, trigger, run_id, run_member,
-    context, event_time, status, last_error, next_attempt_at)
-SELECT $1, $2, 'run', $3, m, c::jsonb, $4, s, e,
-       CASE WHEN EXISTS (SELECT 1 FROM distributions WHERE id = $1 AND status = 'paused')
-            THEN '{HELD_UNTIL}'::timestamptz ELSE clock_timestamp() END
-FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS x(m, c, s, e)
-ON CONFLICT (run_id, run_member) WHERE run_id IS NOT NULL DO NOTHING
 """
 # A stored page ends a series of Voucherify failures: the count starts again.
 _ADVANCE = """
@@ -171,8 +161,8 @@ class RunStore:
     async def _insert(
         self, connection: asyncpg.Connection, run: ClaimedRun, members: Sequence[Member]
     ) -> None:
-        await connection.execute(
-            _MEMBERS, run.distribution_id, run.distribution_version, run.id, run.started_at,
+        await run_deliveries.insert_members(
+            connection, run.distribution_id, run.distribution_version, run.id, run.started_at,
             [m.key for m in members],
             [json.dumps(m.envelope) if m.envelope is not None else None for m in members],
             ["pending" if m.failure is None else "failed" for m in members],

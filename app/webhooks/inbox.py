@@ -36,6 +36,7 @@ from sqlalchemy.engine import URL
 
 from app.db.nul import without_nul
 from app.db.raw import DATA_ERRORS, keep_session
+from app.delivery.store import webhook_deliveries
 from app.distributions.envelope import Envelope
 from app.distributions.schemas import DistributionConfig
 from app.errors import DatabaseUnavailableError
@@ -80,17 +81,7 @@ event AS (
     RETURNING id, voucherify_event_id, source_id, event_created_at
 ),
 created AS (
-    INSERT INTO deliveries (
-        event_id, distribution_id, distribution_version, trigger, braze_user_key, attributes,
-        skip_reason, last_error, event_time, status)
-    SELECT event.id, d.distribution_id, d.distribution_version, 'webhook', d.braze_user_key,
-           d.attributes, d.skip_reason, d.last_error, event.event_created_at, d.status
-    FROM event
-    JOIN incoming USING (voucherify_event_id, source_id)
-    CROSS JOIN jsonb_to_recordset(incoming.deliveries::jsonb) AS d(
-        distribution_id uuid, distribution_version int, braze_user_key text, attributes jsonb,
-        skip_reason text, last_error text, status text)
-    RETURNING id, event_id
+    {webhook_deliveries.FROM_STORED_EVENTS}
 ),
 -- Rare: an event time replaced (app/webhooks/event_time.py); each delivery's log says so.
 noted AS (

@@ -21,9 +21,9 @@ from datetime import timedelta
 import asyncpg
 
 from app.delivery.failures import FailureStreak, poll_until_stopped
-from app.delivery.hold import TEND_SECONDS, tend
+from app.delivery.store.hold import TEND_SECONDS, tend
+from app.delivery.store.retention import prune
 from app.ops.bulk_replay import ReplayRunner
-from app.ops.retention import prune
 from app.runs.executor import RunExecutor
 from app.worker.publisher import Publisher
 

@@ -27,10 +27,10 @@ from pydantic import ValidationError
 from app.db.nul import without_nul
 from app.db.raw import DATA_ERRORS
 from app.delivery.budget import timed
-from app.delivery.claims import Reaping, reap_expired_leases
-from app.delivery.hold import NOT_PAUSED
 from app.delivery.models import DEAD, FAILED
 from app.delivery.reporting import SETTLED, log_given_up
+from app.delivery.store import publishing
+from app.delivery.store.claims import Reaping, reap_expired_leases
 from app.distributions import mapping
 from app.distributions.schemas import DistributionConfig
 from app.errors import short_error
@@ -48,22 +48,6 @@ from app.voucherify.retry import reschedule_after_429
 
 logger = logging.getLogger(__name__)
 
-# Its own index (ix_deliveries_due_to_publish; see app/delivery/claims.py on why the plans are
-# stable). Expired leases come back as pending through `reap_expired_leases` first.
-_CLAIM = f"""
-UPDATE deliveries AS d SET status = 'in_flight', leased_by = $1, updated_at = clock_timestamp(),
-    lease_expires_at = clock_timestamp() + $2 * interval '1 second'
-FROM (
-    SELECT id FROM deliveries AS d
-    WHERE d.status = 'pending' AND d.attributes IS NULL
-      AND d.next_attempt_at <= statement_timestamp() AND {NOT_PAUSED}
-    ORDER BY d.next_attempt_at
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-) AS due
-WHERE d.id = due.id
-RETURNING d.id, d.distribution_id, d.event_id, d.attempts
-"""
 # A run's delivery has no event: it carries its own envelope and is keyed by its run.
 _CONTEXT = """
 SELECT d.id, d.distribution_id, d.run_id, e.raw_body, d.context,
@@ -74,19 +58,6 @@ FROM unnest($1::bigint[]) AS k(id)
 JOIN deliveries AS d ON d.id = k.id
 JOIN distributions AS x ON x.id = d.distribution_id
 LEFT JOIN webhook_events AS e ON e.id = d.event_id
-"""
-_SETTLE = """
-WITH settled AS (
-    UPDATE deliveries SET
-        status = $2, attributes = $3::jsonb, braze_user_key = coalesce($4, braze_user_key),
-        skip_reason = $5, last_error = $6, next_attempt_at = $7,
-        attempts = attempts + $8, lease_expires_at = NULL, leased_by = NULL,
-        updated_at = clock_timestamp()
-    WHERE id = $1 AND status = 'in_flight' AND leased_by = $9
-    RETURNING id
-)
-INSERT INTO delivery_attempts (delivery_id, outcome, message)
-SELECT id, $10, $11 FROM settled
 """
 _CONFIG_FIELDS = (
     "name", "description", "triggers", "filters", "code_source", "identity", "consent",
@@ -141,7 +112,9 @@ class Publisher:
                 async with connection.transaction():
                     await reap_expired_leases(connection)
             async with timed("publisher_claim"):
-                claimed = await connection.fetch(_CLAIM, self.worker_id, self._lease, limit)
+                claimed = await publishing.claim(
+                    connection, worker_id=self.worker_id, lease=self._lease, limit=limit
+                )
             if not claimed:
                 return 0
             rows = await connection.fetch(_CONTEXT, [r["id"] for r in claimed])
@@ -264,10 +237,11 @@ class Publisher:
         # Voucherify's messages may quote what it was sent; Postgres text takes no NUL.
         message = without_nul(outcome.message)
         async with self._pool.acquire() as connection:
-            await connection.execute(
-                _SETTLE, delivery_id, outcome.status, attributes, outcome.braze_user_key,
-                outcome.skip_reason, message, next_at, 1 if outcome.counts else 0,
-                self.worker_id, outcome.outcome, message,
+            await publishing.settle(
+                connection, delivery_id, status=outcome.status, attributes=attributes,
+                braze_user_key=outcome.braze_user_key, skip_reason=outcome.skip_reason,
+                message=message, next_at=next_at, counts=outcome.counts,
+                worker_id=self.worker_id, outcome=outcome.outcome,
             )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from app.braze.client import BrazeClient
 from app.config import Settings
 from app.db.raw import keep_session
 from app.delivery.gate import BrazeGate, workspace_key
-from app.delivery.queue import DeliveryQueue
+from app.delivery.store.queue import DeliveryQueue
 from app.delivery.worker import Worker, WorkerConfig
 from app.metrics.registry import process_running
 from app.ops.bulk_replay import ReplayLane

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.braze.client import BrazeClient
 from app.delivery.gate import BrazeGate
-from app.delivery.queue import DeliveryQueue
+from app.delivery.store.queue import DeliveryQueue
 from app.delivery.worker import Worker, WorkerConfig
 from app.retry import parse_schedule
 from app.sandbox.braze.emulator import create_emulator, emulator_state

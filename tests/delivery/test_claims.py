@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.delivery.budget import StatementTimeoutError
-from app.delivery.claims import LOCK_SPACE
+from app.delivery.store.claims import LOCK_SPACE
 from tests.delivery.conftest import Emulator, WorkerFactory, add_distribution, statuses
 
 

@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.delivery.hold import tend
+from app.delivery.store.hold import tend
 from app.metrics.collectors import _QUEUE
 from tests.conftest import WRITER
 from tests.delivery.conftest import Emulator, WorkerFactory, drain, statuses

@@ -24,9 +24,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from app.db import migrate
-from app.delivery import claims, queue
+from app.delivery.store import claims, publishing, queue
 from app.webhooks import inbox
-from app.worker import publisher
 from app.worker.runner import create_pool
 from tests.postgres import scratch_database
 
@@ -65,7 +64,7 @@ HOT = [
         frozenset({"ix_deliveries_due_to_send"})),
     Hot("braze_claim_rows", claims.CLAIM, lambda c: [c["keys"], "plan-test", 60.0],
         frozenset({"ix_deliveries_waiting_by_user", PK, "pk_attribute_state"})),
-    Hot("publisher_claim", publisher._CLAIM, lambda c: ["plan-test", 60.0, 10],
+    Hot("publisher_claim", publishing._CLAIM, lambda c: ["plan-test", 60.0, 10],
         frozenset({"ix_deliveries_due_to_publish", PK})),
     Hot("hurry_retries", queue._HURRY, lambda c: [c["since"], queue.HURRY_BATCH],
         frozenset({"ix_deliveries_due_to_send", PK})),

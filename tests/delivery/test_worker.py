@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from app.delivery import queue as queue_module
+from app.delivery.store import queue as queue_module
 from tests.delivery.conftest import (
     Emulator,
     WorkerFactory,

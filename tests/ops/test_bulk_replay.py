@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.delivery.hold import tend
+from app.delivery.store.hold import tend
 from app.ops.bulk_replay import BatchHook, ReplayRunner
 from app.worker.lanes import QueueLanes
 from tests.conftest import READER, WRITER

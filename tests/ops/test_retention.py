@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ops.retention import prune
+from app.delivery.store.retention import prune
 from app.worker.runner import create_pool
 from tests.conftest import truncate_all
 

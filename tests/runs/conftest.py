@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from app.braze.client import BrazeClient
 from app.delivery.gate import BrazeGate
-from app.delivery.queue import DeliveryQueue
+from app.delivery.store.queue import DeliveryQueue
 from app.delivery.worker import Worker, WorkerConfig
 from app.retry import parse_schedule
 from app.runs.executor import RunExecutor

@@ -1,6 +1,6 @@
 """The outbox queue in Postgres: claiming due deliveries, and recording what became of them.
 
-Claims are leases (app/delivery/claims.py): a worker that dies leaves its deliveries
+Claims are leases (app/delivery/store/claims.py): a worker that dies leaves its deliveries
 `in_flight` until the lease expires, then the next claim takes them back. Each change recorded
 here lands only while this worker still holds the lease.
 """
@@ -17,10 +17,10 @@ import asyncpg
 
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult
-from app.delivery.claims import Reaping, claim_users, doubt
 from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
-from app.delivery.hold import HELD_UNTIL, NOT_PAUSED
 from app.delivery.outcomes import DeliveryChange
+from app.delivery.store.claims import Reaping, claim_users, doubt
+from app.delivery.store.hold import HELD_UNTIL, NOT_PAUSED
 
 _RELEASE = """
 UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = NULL,
@@ -150,7 +150,7 @@ class DeliveryQueue:
 
     async def claim(self, *, users: int) -> tuple[Claimed, dict[tuple[str, str], KnownValue]]:
         """Lease the due deliveries of up to `users` Braze users, with their attribute state
-        (app/delivery/claims.py)."""
+        (app/delivery/store/claims.py)."""
         rows = await claim_users(
             self.pool, worker_id=self.worker_id, lease_seconds=self._lease_seconds, users=users,
             reaping=self._reaping,

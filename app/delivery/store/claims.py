@@ -52,7 +52,7 @@ import asyncpg
 
 from app.delivery.budget import timed
 from app.delivery.coalesce import FLAG_KEYS, IDENTITY_KEYS, DueDelivery, KnownValue
-from app.delivery.hold import NOT_PAUSED
+from app.delivery.store.hold import NOT_PAUSED
 
 logger = logging.getLogger(__name__)
 

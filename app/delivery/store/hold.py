@@ -14,7 +14,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.skipping import skip_statement
+from app.delivery.store.skipping import skip_statement
 
 # A real timestamp, not 'infinity': asyncpg reads that back as a naive datetime.
 HELD_UNTIL = "9999-01-01 00:00:00+00"
