@@ -4,8 +4,9 @@ A worker runs `concurrency` lanes; each lane claims the due deliveries of up to 
 Braze users, coalesces them into one object per user, sends them in requests of at most 75
 objects and 4 MB through the shared gate (budget, pauses, blocks), and records what became of
 every delivery. Lanes coordinate with other lanes and other processes only through Postgres.
-The lanes of the same process that need no Braze (codes, runs, replays, retention) are in
-`lanes.py`.
+What an answer means for every sender is in answers.py, what becomes of each delivery in
+outcomes.py, and the recording (while the lane sends its next batch) in recorder.py. The lanes
+that need no Braze (codes, runs, replays, retention) are in app/worker/lanes.py.
 """
 
 from __future__ import annotations
@@ -14,73 +15,24 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from app.braze.classify import Kind
 from app.braze.client import BrazeCallResult, BrazeClient
-from app.braze.payload import MAX_BODY_BYTES, BrazeObject, split_into_batches, unsendable
+from app.braze.payload import MAX_BODY_BYTES, BrazeObject, split_into_batches
 from app.delivery import coalesce
+from app.delivery.answers import react_to, refused_together
 from app.delivery.coalesce import STALE, UNCHANGED
 from app.delivery.failures import FailureStreak
 from app.delivery.gate import BrazeGate, GateState
-from app.delivery.models import FAILED, SKIPPED
-from app.delivery.outcomes import DeliveryChange, put_back, settle
-from app.delivery.reporting import (
-    count_settled_changes,
-    landed_changes,
-    log_failed_request,
-    log_given_up_changes,
-    observe_latencies,
-)
+from app.delivery.outcomes import put_back, settle
+from app.delivery.recorder import Recorder
 from app.delivery.stopping import unless_stopped, wait_unless_stopped
 from app.delivery.store.queue import Claimed, DeliveryQueue
+from app.delivery.work import Work, WorkerConfig, WorkerStats
 from app.metrics.registry import DATA_POINTS_SAVED
-from app.retry import DEFAULT_SCHEDULE
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    batch_size: int = 75
-    concurrency: int = 4
-    poll_seconds: float = 0.5
-    lease: timedelta = timedelta(seconds=120)
-    schedule: tuple[timedelta, ...] = DEFAULT_SCHEDULE
-    # Pause everyone when Braze says fewer than this share of the window's requests remain.
-    low_remaining_fraction: float = 0.05
-    # How long a value Braze accepted is trusted to be still there (None: for ever).
-    trust: timedelta | None = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class Work:
-    """A claimed batch, coalesced: what one lane sends next."""
-
-    claimed: Claimed
-    plan: coalesce.Plan
-    probing: bool
-    # When the leases were taken (event-loop clock): a prefetched batch waits for the one
-    # before it, and must not start a send its lease cannot cover.
-    claimed_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
-    # An outage probe: the retry tried early, and the retry time it goes back to if it fails.
-    retry_probe: dict[int, datetime] = field(default_factory=dict)
-
-    @property
-    def delivery_ids(self) -> list[int]:
-        return [d.id for d in self.claimed.deliveries]
-
-
-@dataclass
-class WorkerStats:
-    delivered: int = 0
-    failed: int = 0
-    retried: int = 0
-    skipped: int = 0
-    requests: int = 0
-    data_points_saved: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
 
 
 class Worker:
@@ -101,10 +53,7 @@ class Worker:
         self.wake = wake or asyncio.Event()
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
-        # Recording a request's outcome runs while the lane sends its next batch; at most one
-        # record per lane is outstanding. The deliveries stay leased (in flight) until then.
-        self._recording: set[asyncio.Task[None]] = set()
-        self._record_slots = asyncio.Semaphore(config.concurrency)
+        self.recorder = Recorder(queue, self.stats, concurrency=config.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the lanes until `stop` is set; each finishes the batch it is sending."""
@@ -118,8 +67,7 @@ class Worker:
 
     async def flush(self) -> None:
         """Wait until every outcome sent so far is recorded."""
-        while self._recording:
-            await asyncio.gather(*self._recording, return_exceptions=True)
+        await self.recorder.flush()
 
     async def _lane(self, stop: asyncio.Event) -> None:
         """Claim the next batch while the current one is on its way to Braze (pipelining)."""
@@ -221,7 +169,7 @@ class Worker:
         if plan.data_points_saved:
             DATA_POINTS_SAVED.inc(plan.data_points_saved)
         if plan.skipped or plan.confirmed:
-            await self._record_skipped(plan)
+            await self.recorder.record_skipped(plan)
         sendable = plan.updates
         try:
             batches = self._batches(sendable)
@@ -229,7 +177,7 @@ class Worker:
             # An object no request can carry (several distributions mapping large values for
             # one user): raised, it would hold every user claimed with it in flight, claimed
             # again every lease. It fails alone, saying why; the others go out.
-            sendable = await self._fail_unsendable(sendable)
+            sendable = await self.recorder.fail_unsendable(sendable)
             batches = self._batches(sendable)
         position, probing = 0, work.probing
         for batch in batches:
@@ -251,10 +199,44 @@ class Worker:
         claimed_at: float,
         retry_probe: Mapping[int, datetime] | None = None,
     ) -> None:
-        # A send starts within half the lease of the claim, so that the Braze call (its timeout
-        # is below half the lease, see Settings) ends before the lease does and no other worker
-        # can take the same users meanwhile. Time spent waiting behind the previous batch
-        # (pipelining) or at the gate counts.
+        """One request, top to bottom: the gate, the call, what the answer means for every
+        sender, then what becomes of each delivery (split, settle, send again alone)."""
+        if not await self._through_gate(updates, probing=probing, claimed_at=claimed_at):
+            return
+        started_at = datetime.now(UTC)
+        call = await self._call(updates)
+        await react_to(
+            call, gate=self.gate, queue=self.queue, probing=probing,
+            low_remaining_fraction=self.config.low_remaining_fraction,
+        )  # fmt: skip
+        if call.kind is Kind.SPLIT and len(updates) > 1:
+            await self._split(call, started_at, updates, omitted, claimed, claimed_at=claimed_at)
+            return
+        changes = settle(
+            classification=call.classification, updates=updates, attempts=claimed.attempts,
+            now=datetime.now(UTC), schedule=self.config.schedule, rng=self.rng,
+        )  # fmt: skip
+        if retry_probe and call.kind is Kind.RETRY:
+            changes = [put_back(change, retry_probe) for change in changes]
+        together = refused_together(call, updates)
+        alone = [i for update in together for i in update.delivery_ids]
+        changes = [c for c in changes if c.delivery_id not in alone]
+        await self.recorder.start(
+            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted,
+            claimed=claimed, alone=alone,
+        )  # fmt: skip
+        for update in together:
+            await self._send_alone(update, omitted, claimed, claimed_at=claimed_at)
+
+    async def _through_gate(
+        self, updates: list[coalesce.UserUpdate], *, probing: bool, claimed_at: float
+    ) -> bool:
+        """Wait for the shared gate (budget, pauses, blocks); False when the work went back.
+
+        A send starts within half the lease of the claim, so that the Braze call (its timeout
+        is below half the lease, see Settings) ends before the lease does and no other worker
+        can take the same users meanwhile. Time spent waiting behind the previous batch
+        (pipelining) or at the gate counts."""
         loop = asyncio.get_running_loop()
         budget = self.config.lease.total_seconds() / 2 - (loop.time() - claimed_at)
         try:
@@ -264,44 +246,33 @@ class Worker:
         except TimeoutError:
             # Paused, blocked or held up for longer than our lease allows: give the work back.
             await self.queue.release([i for u in updates for i in u.delivery_ids])
-            return
-        started_at = datetime.now(UTC)
+            return False
+        return True
+
+    async def _call(self, updates: list[coalesce.UserUpdate]) -> BrazeCallResult:
         call = await self.braze.track([u.object for u in updates])
         self.stats.requests += 1
         self.stats.kinds[str(call.kind)] = self.stats.kinds.get(str(call.kind), 0) + 1
-        await self._react_to(call, probing=probing)
+        return call
 
-        if call.kind in (Kind.SPLIT,) and len(updates) > 1:
-            await self.queue.record_split(
-                call=call, started_at=started_at,
-                delivery_ids=[i for u in updates for i in u.delivery_ids],
-            )  # fmt: skip
-            middle = len(updates) // 2
-            for half in (updates[:middle], updates[middle:]):
-                await self._send(half, omitted, claimed, probing=False, claimed_at=claimed_at)
-            return
-
-        changes = settle(
-            classification=call.classification, updates=updates, attempts=claimed.attempts,
-            now=datetime.now(UTC), schedule=self.config.schedule, rng=self.rng,
+    async def _split(
+        self,
+        call: BrazeCallResult,
+        started_at: datetime,
+        updates: list[coalesce.UserUpdate],
+        omitted: dict[int, dict[str, list[str]]],
+        claimed: Claimed,
+        *,
+        claimed_at: float,
+    ) -> None:
+        """Braze refused the request as a whole (too large): audit it, send each half."""
+        await self.queue.record_split(
+            call=call, started_at=started_at,
+            delivery_ids=[i for u in updates for i in u.delivery_ids],
         )  # fmt: skip
-        if retry_probe and call.kind is Kind.RETRY:
-            changes = [put_back(change, retry_probe) for change in changes]
-        together = _refused_together(call, updates)
-        alone = [i for update in together for i in update.delivery_ids]
-        changes = [c for c in changes if c.delivery_id not in alone]
-        self._count(changes)
-        await self._record_slots.acquire()
-        task = asyncio.create_task(
-            self._record(
-                call=call, started_at=started_at, changes=changes, updates=updates,
-                omitted=omitted, claimed=claimed, alone=alone,
-            )
-        )  # fmt: skip
-        self._recording.add(task)
-        task.add_done_callback(self._recorded)
-        for update in together:
-            await self._send_alone(update, omitted, claimed, claimed_at=claimed_at)
+        middle = len(updates) // 2
+        for half in (updates[:middle], updates[middle:]):
+            await self._send(half, omitted, claimed, probing=False, claimed_at=claimed_at)
 
     async def _send_alone(
         self,
@@ -321,139 +292,13 @@ class Worker:
             if not p.sources
         }
         if idle:
-            await self._record_skipped(coalesce.Plan(skipped=idle, omitted=omitted))
+            await self.recorder.record_skipped(coalesce.Plan(skipped=idle, omitted=omitted))
         for part in parts:
             if part.sources:
                 await self._send([part], omitted, claimed, probing=False, claimed_at=claimed_at)
-
-    async def _record(
-        self,
-        *,
-        call: BrazeCallResult,
-        started_at: datetime,
-        changes: list[DeliveryChange],
-        updates: list[coalesce.UserUpdate],
-        omitted: dict[int, dict[str, list[str]]],
-        claimed: Claimed,
-        alone: list[int],
-    ) -> None:
-        """Record the answer, then count and log what it settled (once it is recorded)."""
-        applied = await self.queue.record(
-            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted,
-            alone=alone,
-        )  # fmt: skip
-        settled = landed_changes(changes, applied)
-        count_settled_changes(settled)
-        observe_latencies(settled, claimed.deliveries)
-        log_failed_request(call, changes)
-        await log_given_up_changes(self.queue.pool, settled)
-
-    def _recorded(self, task: asyncio.Task[None]) -> None:
-        self._recording.discard(task)
-        self._record_slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "recording a Braze answer failed; the leases expire and the deliveries are "
-                "sent again", exc_info=task.exception(),
-            )  # fmt: skip
-
-    async def _react_to(self, call: BrazeCallResult, *, probing: bool) -> None:
-        """What the answer means for everyone sending to this workspace."""
-        now = datetime.now(UTC)
-        kind = call.kind
-        if kind is Kind.CONFIG_ERROR:
-            logger.error(
-                "Braze refused the configuration (HTTP %s: %s); sending stops, deliveries wait, "
-                "probing every %.0f s", call.status_code, call.classification.message,
-                self.gate.probe_interval,
-            )  # fmt: skip
-            await self.gate.block(f"HTTP {call.status_code}: {call.classification.message}")
-            return
-        if probing and await self.gate.unblock():
-            logger.warning("Braze accepts the configuration again: sending resumes")
-        if kind is Kind.RETRY:
-            await self.gate.failed()
-        elif kind is Kind.DELIVERED and (since := await self.gate.answered()) is not None:
-            # Without this, what failed during an outage waits for its own next retry: up to
-            # hours after Braze is back. The gate's budget paces the catch-up.
-            hurried = await self.queue.hurry_retries(failed_since=since)
-            logger.warning(
-                "Braze answers again after failing since %s: %d deliveries waiting on a retry "
-                "are due now", since.isoformat(timespec="seconds"), hurried,
-            )  # fmt: skip
-        retry_after = call.classification.retry_after
-        if kind in (Kind.RATE_LIMITED, Kind.RETRY) and retry_after is not None:
-            # 429, or a 5xx with Retry-After: Braze asks every sender to wait.
-            logger.warning("Braze answered %s: pausing %s", call.status_code, retry_after)
-            await self.gate.pause(until=now + retry_after)
-            return
-        reading = call.classification.rate_limit
-        if (
-            reading is not None
-            and reading.limit
-            and reading.remaining is not None
-            and reading.resets_in is not None
-            and reading.remaining <= reading.limit * self.config.low_remaining_fraction
-        ):
-            logger.info("Braze rate limit nearly spent (%d left): pausing", reading.remaining)
-            await self.gate.pause(until=now + reading.resets_in)
-
-    async def _record_skipped(self, plan: coalesce.Plan) -> None:
-        changes = [
-            DeliveryChange(delivery_id, SKIPPED, "skipped", f"every attribute was {reason}",
-                           counts_as_attempt=False)
-            for delivery_id, reason in plan.skipped.items()
-        ]  # fmt: skip
-        self.stats.skipped += len(changes)
-        applied = await self.queue.record(
-            call=None, started_at=datetime.now(UTC), changes=changes, updates=[],
-            omitted=plan.omitted, skip_reasons=plan.skipped, confirmed=plan.confirmed,
-        )  # fmt: skip
-        count_settled_changes(landed_changes(changes, applied), plan.skipped)
 
     def _batches(self, updates: list[coalesce.UserUpdate]) -> list[list[BrazeObject]]:
         return split_into_batches(
             [u.object for u in updates], max_objects=self.config.batch_size,
             max_bytes=MAX_BODY_BYTES,
         )  # fmt: skip
-
-    async def _fail_unsendable(
-        self, updates: list[coalesce.UserUpdate]
-    ) -> list[coalesce.UserUpdate]:
-        """Record the updates no request can carry as failed; the others, to send."""
-        sendable: list[coalesce.UserUpdate] = []
-        changes: list[DeliveryChange] = []
-        for update in updates:
-            reason = unsendable(update.object)
-            if reason is None:
-                sendable.append(update)
-                continue
-            changes += [DeliveryChange(i, FAILED, "failed", f"unsendable: {reason}")
-                        for i in update.delivery_ids]  # fmt: skip
-        applied = await self.queue.record(
-            call=None, started_at=datetime.now(UTC), changes=changes, updates=[], omitted={}
-        )
-        count_settled_changes(landed_changes(changes, applied))
-        return sendable
-
-    def _count(self, changes: list[DeliveryChange]) -> None:
-        for change in changes:
-            if change.status == "delivered":
-                self.stats.delivered += 1
-            elif change.status in ("failed", "dead"):
-                self.stats.failed += 1
-            else:
-                self.stats.retried += 1
-
-
-def _refused_together(
-    call: BrazeCallResult, updates: list[coalesce.UserUpdate]
-) -> list[coalesce.UserUpdate]:
-    """The objects Braze refused that carried more than one delivery's values."""
-    if call.kind not in (Kind.DELIVERED, Kind.REJECTED):
-        return []
-    return [
-        updates[index]
-        for index in sorted(call.classification.failed)
-        if index < len(updates) and len(updates[index].delivery_ids) > 1
-    ]

@@ -18,7 +18,8 @@ from app.errors import VoucherRelayError
 from app.metrics.labels import OTHER
 from app.metrics.registry import count_webhook
 from app.webhooks import signature
-from app.webhooks.inbox import Inbox, StoredEvent
+from app.webhooks.group_commit import StoredEvent
+from app.webhooks.inbox import Inbox
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from app.config import Settings
 from app.db.raw import keep_session
 from app.delivery.gate import BrazeGate, workspace_key
 from app.delivery.store.queue import DeliveryQueue
-from app.delivery.worker import Worker, WorkerConfig
+from app.delivery.work import WorkerConfig
+from app.delivery.worker import Worker
 from app.metrics.registry import process_running
 from app.ops.bulk_replay import ReplayLane
 from app.retry import parse_schedule

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.braze.client import BrazeClient
 from app.delivery.gate import BrazeGate
 from app.delivery.store.queue import DeliveryQueue
-from app.delivery.worker import Worker, WorkerConfig
+from app.delivery.work import WorkerConfig
+from app.delivery.worker import Worker
 from app.retry import parse_schedule
 from app.sandbox.braze.emulator import create_emulator, emulator_state
 from app.sandbox.braze.state import EmulatorState

@@ -9,6 +9,7 @@ import asyncpg
 
 from app.braze.classify import Classification, Kind, RateLimitReading
 from app.braze.client import BrazeCallResult
+from app.delivery.answers import react_to
 from app.delivery.gate import BrazeGate
 from tests.delivery.conftest import WorkerFactory
 
@@ -40,7 +41,10 @@ async def test_low_remaining_rate_limit_pauses_sending(make_worker: WorkerFactor
         status_code=201, headers={}, body="", duration=timedelta(milliseconds=5),
         request_bytes=10, object_count=1,
     )  # fmt: skip
-    await worker._react_to(call, probing=False)
+    await react_to(
+        call, gate=worker.gate, queue=worker.queue, probing=False,
+        low_remaining_fraction=worker.config.low_remaining_fraction,
+    )  # fmt: skip
     paused_until = (await worker.gate.state()).paused_until
     assert paused_until is not None
     assert paused_until - datetime.now(UTC) > timedelta(seconds=1)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL
 
 from app.db import migrate
 from app.delivery.store import claims, publishing, queue
-from app.webhooks import inbox
+from app.webhooks import group_commit
 from app.worker.runner import create_pool
 from tests.postgres import scratch_database
 
@@ -69,7 +69,7 @@ HOT = [
     Hot("hurry_retries", queue._HURRY, lambda c: [c["since"], queue.HURRY_BATCH],
         frozenset({"ix_deliveries_due_to_send", PK})),
     Hot("outage_probe", queue._PROBE, lambda c: [], frozenset({"ix_deliveries_due_to_send", PK})),
-    Hot("intake_duplicates", inbox._EXISTING, lambda c: [c["event_ids"], c["event_sources"]],
+    Hot("intake_duplicates", group_commit._EXISTING, lambda c: [c["event_ids"], c["event_sources"]],
         frozenset({"uq_webhook_events_voucherify_event_id_source_id"}), worker=False),
 ]  # fmt: skip
 

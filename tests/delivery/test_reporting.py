@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from app.braze.client import BrazeClient
-from app.delivery.store.queue import LEASE_LOST
+from app.delivery.store.settle import LEASE_LOST
 from tests.delivery.conftest import BRAZE_KEY, Emulator, WorkerFactory, drain, enqueue, statuses
 from tests.e2e.processes import REPO
 

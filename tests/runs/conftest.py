@@ -17,7 +17,8 @@ from pydantic import SecretStr
 from app.braze.client import BrazeClient
 from app.delivery.gate import BrazeGate
 from app.delivery.store.queue import DeliveryQueue
-from app.delivery.worker import Worker, WorkerConfig
+from app.delivery.work import WorkerConfig
+from app.delivery.worker import Worker
 from app.retry import parse_schedule
 from app.runs.executor import RunExecutor
 from app.sandbox.voucherify.emulator import create_voucherify_emulator, voucherify_emulator_state
