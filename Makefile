@@ -30,7 +30,7 @@ lint: $(STAMP) ## ruff (lint and format check), mypy, hadolint, import contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app migrations tests bench
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)
 	$(BIN)/ruff format .

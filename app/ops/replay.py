@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import OpsPrincipal
-from app.delivery.models import DEAD, DELIVERED, FAILED, SKIPPED, Delivery, DeliveryAttempt
+from app.delivery.models import DEAD, DELIVERED, FAILED, SKIPPED, Delivery
 from app.delivery.store import replay as store
 from app.delivery.store import state_reset
 from app.errors import ConflictError, NotFoundError
@@ -50,12 +50,10 @@ async def replay_delivery(
     if force:
         resets = await state_reset.reset_for_forced_replay(session, delivery_id=delivery_id)
     replay.state_reset = len(resets)
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery_id, outcome="replay_queued", replay_id=replay.id,
-            message=f"replay asked by {principal.name}" + (" (force)" if force else "")
-            + state_reset.describe(resets),
-        )
+    store.log_replay(
+        session, delivery_id=delivery_id, outcome="replay_queued", replay_id=replay.id,
+        message=f"replay asked by {principal.name}" + (" (force)" if force else "")
+        + state_reset.describe(resets),
     )  # fmt: skip
     await session.flush()
     return replay

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery, DeliveryAttempt
+from app.delivery.models import IN_FLIGHT, PENDING, SKIPPED, Delivery
 from app.delivery.store import replay as store
 from app.delivery.store import state_reset
 from app.distributions import envelope as envelope_parser
@@ -155,12 +155,10 @@ async def _queue(
     if replay.force:
         resets = await state_reset.reset_for_forced_replay(session, delivery_id=delivery.id)
     force = " (force)" if replay.force else ""
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id, outcome="replay_queued", replay_id=replay.id,
-            message=f"{replay.kind} replay asked by {replay.requested_by}{force}: {what}"
-            + state_reset.describe(resets),
-        )
+    store.log_replay(
+        session, delivery_id=delivery.id, outcome="replay_queued", replay_id=replay.id,
+        message=f"{replay.kind} replay asked by {replay.requested_by}{force}: {what}"
+        + state_reset.describe(resets),
     )  # fmt: skip
     tally.queue()
     tally.state_reset += len(resets)
@@ -170,11 +168,9 @@ def _note(session: AsyncSession, replay: Replay, delivery: Delivery | None, reas
     """The delivery's log says the replay looked at it and why it sent nothing."""
     if delivery is None or delivery.id is None:
         return
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id, outcome="replay_skipped", replay_id=replay.id,
-            message=f"{replay.kind} replay asked by {replay.requested_by}: {reason}",
-        )
+    store.log_replay(
+        session, delivery_id=delivery.id, outcome="replay_skipped", replay_id=replay.id,
+        message=f"{replay.kind} replay asked by {replay.requested_by}: {reason}",
     )  # fmt: skip
 
 

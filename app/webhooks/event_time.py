@@ -5,14 +5,13 @@ overwrites a newer one). A time far in the future (a `created_at` in year 9999 w
 win against every real event after it, for good. Beyond EVENT_TIME_MAX_AHEAD_SECONDS past the
 moment the webhook is received, the time received takes its place: the event is still
 delivered (its code is real; only its clock is wrong), ordered as if it happened on arrival,
-and the note says so on each of its deliveries. Skipping it instead would lose the code.
+and the note says so on each of its deliveries (an `event_time_replaced` attempt row,
+written by app/delivery/store/webhook_deliveries.py). Skipping it instead would lose the code.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-
-OUTCOME = "event_time_replaced"  # the attempt row that carries the note
 
 
 def bounded_event_time(

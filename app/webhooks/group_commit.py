@@ -18,7 +18,6 @@ import orjson
 from app.db.nul import without_nul
 from app.delivery.store import webhook_deliveries
 from app.distributions.envelope import Envelope
-from app.webhooks import event_time
 from app.webhooks.distribution_cache import FINGERPRINT
 from app.webhooks.matching import Outcome
 from app.webhooks.signature import SignatureResult
@@ -49,13 +48,8 @@ event AS (
 created AS (
     {webhook_deliveries.FROM_STORED_EVENTS}
 ),
--- Rare: an event time replaced (app/webhooks/event_time.py); each delivery's log says so.
 noted AS (
-    INSERT INTO delivery_attempts (delivery_id, outcome, message)
-    SELECT created.id, '{event_time.OUTCOME}', incoming.time_note
-    FROM created JOIN event ON event.id = created.event_id
-    JOIN incoming USING (voucherify_event_id, source_id)
-    WHERE incoming.time_note IS NOT NULL
+    {webhook_deliveries.EVENT_TIME_NOTES}
 )
 SELECT (SELECT ok FROM fresh) AS fresh, (SELECT count(*) FROM created) AS deliveries,
        event.id, event.voucherify_event_id, event.source_id

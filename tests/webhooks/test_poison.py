@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery.models import Delivery, DeliveryAttempt
 from app.distributions.envelope import Envelope
-from app.webhooks import inbox as inbox_module
-from app.webhooks import matching
+from app.webhooks import distribution_cache, matching
 from app.webhooks.inbox import Inbox
 from app.webhooks.models import WebhookEvent
 from tests.conftest import READER
@@ -110,7 +109,7 @@ async def test_a_delivery_postgres_cannot_store_keeps_its_event_and_fails_no_oth
             rows[0]["skip_reason"] = "x" * 60  # over the column's 50 characters
         return rows
 
-    monkeypatch.setattr(inbox_module, "plan_deliveries", plan)
+    monkeypatch.setattr(distribution_cache, "plan_deliveries", plan)
     sizes = _in_a_shared_batch(monkeypatch, "ev_poison")
     bodies = [entered(f"ev_fine_{n}", f"usr-{n}") for n in range(12)]
     bodies[7] = entered("ev_poison", "usr-poison")
@@ -139,7 +138,7 @@ async def test_a_mapping_error_for_one_event_stores_it_as_failed(
             raise KeyError("a body shape the mapping did not foresee")
         return real_plan(envelope=envelope, distributions=distributions)
 
-    monkeypatch.setattr(inbox_module, "plan_deliveries", plan)
+    monkeypatch.setattr(distribution_cache, "plan_deliveries", plan)
     odd, fine = entered("ev_odd", "usr-odd"), entered("ev_fine", "usr-fine")
     responses = await asyncio.gather(post(client, odd), post(client, fine))
     assert [(r.status_code, r.json()["outcome"]) for r in responses] == [

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.nul import without_nul
-from app.delivery.models import PENDING, SKIPPED, Delivery
+from app.delivery.models import PENDING, SKIPPED, Delivery, DeliveryAttempt
 
 
 def new_delivery(
@@ -58,3 +58,15 @@ def queue_again(
         delivery.leased_by = None
     if clear_skip:
         delivery.skip_reason = None
+
+
+def log_replay(
+    session: AsyncSession, *, delivery_id: int, outcome: str, replay_id: uuid.UUID, message: str
+) -> None:
+    """The delivery's log says a replay queued it (`replay_queued`) or looked at it and sent
+    nothing (`replay_skipped`), and why."""
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery_id, outcome=outcome, replay_id=replay_id, message=message
+        )
+    )

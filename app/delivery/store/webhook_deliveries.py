@@ -1,6 +1,7 @@
 """The deliveries intake creates, inside the inbox's group-commit statement
-(app/webhooks/inbox.py): one statement stores a batch of webhooks and their deliveries, so
-this module owns the part of it that writes `deliveries`, and the inbox embeds it."""
+(app/webhooks/group_commit.py): one statement stores a batch of webhooks and their deliveries,
+so this module owns the parts of it that write `deliveries` and `delivery_attempts`, and the
+inbox's statement embeds them as common table expressions."""
 
 from __future__ import annotations
 
@@ -18,4 +19,14 @@ CROSS JOIN jsonb_to_recordset(incoming.deliveries::jsonb) AS d(
     distribution_id uuid, distribution_version int, braze_user_key text, attributes jsonb,
     skip_reason text, last_error text, status text)
 RETURNING id, event_id
+"""
+# Rare: an event time replaced (app/webhooks/event_time.py); each delivery's log says so.
+EVENT_TIME_REPLACED = "event_time_replaced"  # the attempt row that carries the note
+# Reads `created` (the CTE above) with `event` and `incoming` (its `time_note`).
+EVENT_TIME_NOTES = f"""
+INSERT INTO delivery_attempts (delivery_id, outcome, message)
+SELECT created.id, '{EVENT_TIME_REPLACED}', incoming.time_note
+FROM created JOIN event ON event.id = created.event_id
+JOIN incoming USING (voucherify_event_id, source_id)
+WHERE incoming.time_note IS NOT NULL
 """

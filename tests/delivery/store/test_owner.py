@@ -25,15 +25,8 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "attribute_state": ("app.delivery.store",),
     "braze_requests": ("app.delivery.store",),
     "braze_gate": ("app.delivery.gate",),
-    # Intake's group commit writes the event-time note in the statement that stores the event;
-    # a replay's own entries in a delivery's log are written with the replay.
-    "delivery_attempts": (
-        "app.delivery.store",
-        "app.webhooks.inbox",
-        "app.ops.replay",
-        "app.ops.requeue",
-    ),
-    "webhook_events": ("app.webhooks.inbox", "app.delivery.store.retention"),
+    "delivery_attempts": ("app.delivery.store",),
+    "webhook_events": ("app.webhooks.group_commit", "app.delivery.store.retention"),
     "runs": ("app.runs.store", "app.runs.service", "app.delivery.store.retention"),
     "replays": (
         "app.ops.replay",

@@ -12,7 +12,7 @@ import pytest
 from app.distributions import mapping
 from app.sandbox.voucherify.state import EmulatorState
 from app.worker.publisher import Publisher
-from tests.delivery.test_publisher import (
+from tests.worker.test_publisher import (
     entered_without_code,
     post,
     publish_distribution,

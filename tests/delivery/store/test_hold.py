@@ -1,4 +1,5 @@
-"""Pausing a distribution holds its queued deliveries; resuming it sends them (delivery/hold.py)."""
+"""Pausing a distribution holds its queued deliveries; resuming it sends them
+(app/delivery/store/hold.py)."""
 
 from __future__ import annotations
 
