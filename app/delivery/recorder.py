@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.braze.client import BrazeCallResult
@@ -27,6 +28,20 @@ from app.delivery.work import WorkerStats
 logger = logging.getLogger("app.delivery.worker")
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One Braze answer and what it settles: what the recorder writes."""
+
+    call: BrazeCallResult
+    started_at: datetime
+    changes: list[DeliveryChange]
+    updates: list[coalesce.UserUpdate]
+    omitted: dict[int, dict[str, list[str]]]
+    claimed: Claimed
+    # Refused together with other deliveries' values in one object: sent again alone.
+    alone: list[int]
+
+
 class Recorder:
     def __init__(self, queue: DeliveryQueue, stats: WorkerStats, *, concurrency: int) -> None:
         self.queue = queue
@@ -34,26 +49,11 @@ class Recorder:
         self._recording: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def start(
-        self,
-        *,
-        call: BrazeCallResult,
-        started_at: datetime,
-        changes: list[DeliveryChange],
-        updates: list[coalesce.UserUpdate],
-        omitted: dict[int, dict[str, list[str]]],
-        claimed: Claimed,
-        alone: list[int],
-    ) -> None:
+    async def start(self, answer: Answer) -> None:
         """Write the answer in the background once a slot is free (one per lane)."""
-        self.count(changes)
+        self.count(answer.changes)
         await self._slots.acquire()
-        task = asyncio.create_task(
-            self._write(
-                call=call, started_at=started_at, changes=changes, updates=updates,
-                omitted=omitted, claimed=claimed, alone=alone,
-            )
-        )  # fmt: skip
+        task = asyncio.create_task(self._write(answer))
         self._recording.add(task)
         task.add_done_callback(self._written)
 
@@ -71,26 +71,16 @@ class Recorder:
                 "sent again", exc_info=task.exception(),
             )  # fmt: skip
 
-    async def _write(
-        self,
-        *,
-        call: BrazeCallResult,
-        started_at: datetime,
-        changes: list[DeliveryChange],
-        updates: list[coalesce.UserUpdate],
-        omitted: dict[int, dict[str, list[str]]],
-        claimed: Claimed,
-        alone: list[int],
-    ) -> None:
+    async def _write(self, answer: Answer) -> None:
         """Record the answer, then count and log what it settled (once it is recorded)."""
         applied = await self.queue.record(
-            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted,
-            alone=alone,
+            call=answer.call, started_at=answer.started_at, changes=answer.changes,
+            updates=answer.updates, omitted=answer.omitted, alone=answer.alone,
         )  # fmt: skip
-        settled = landed_changes(changes, applied)
+        settled = landed_changes(answer.changes, applied)
         count_settled_changes(settled)
-        observe_latencies(settled, claimed.deliveries)
-        log_failed_request(call, changes)
+        observe_latencies(settled, answer.claimed.deliveries)
+        log_failed_request(answer.call, answer.changes)
         await log_given_up_changes(self.queue.pool, settled)
 
     async def record_skipped(self, plan: coalesce.Plan) -> None:

@@ -26,7 +26,7 @@ from app.delivery.coalesce import STALE, UNCHANGED
 from app.delivery.failures import FailureStreak
 from app.delivery.gate import BrazeGate, GateState
 from app.delivery.outcomes import put_back, settle
-from app.delivery.recorder import Recorder
+from app.delivery.recorder import Answer, Recorder
 from app.delivery.stopping import unless_stopped, wait_unless_stopped
 from app.delivery.store.queue import Claimed, DeliveryQueue
 from app.delivery.work import Work, WorkerConfig, WorkerStats
@@ -222,9 +222,8 @@ class Worker:
         alone = [i for update in together for i in update.delivery_ids]
         changes = [c for c in changes if c.delivery_id not in alone]
         await self.recorder.start(
-            call=call, started_at=started_at, changes=changes, updates=updates, omitted=omitted,
-            claimed=claimed, alone=alone,
-        )  # fmt: skip
+            Answer(call, started_at, changes, updates, omitted, claimed, alone)
+        )
         for update in together:
             await self._send_alone(update, omitted, claimed, claimed_at=claimed_at)
 
