@@ -10,12 +10,11 @@ import os
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-
 # Every table in the ORM's metadata: the lanes query deliveries through the ORM, and its
 # foreign keys name runs, replays and braze_requests, whose models nothing else here loads
 # (the worker child of `serve` failed every bulk replay batch on deliveries.run_id).
-from app.db import models as _every_table  # noqa: F401
+from app import models as _every_table  # noqa: F401
+from app.config import Settings
 from app.db.schema import wait_until_current
 from app.worker.runner import run_worker
 

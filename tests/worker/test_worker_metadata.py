@@ -9,7 +9,7 @@ import sys
 from tests.e2e.processes import REPO
 
 CHECK = """
-from app import worker  # the worker process's root: what `serve`'s worker child imports
+from app.worker import process  # the worker process's root: what `serve`'s worker child imports
 from app.db.base import Base
 for table in Base.metadata.sorted_tables:
     for key in table.foreign_keys:
