@@ -58,3 +58,15 @@ def test_missing_and_wrong_signatures_are_refused() -> None:
     assert verify(b"{}", "", [KEY]) == "missing"
     assert verify(b"{}", "00" * 32, [KEY]) == "invalid"
     assert verify(b'{"a":1}', sign(b'{"a":2}', KEY), [KEY]) == "invalid"
+
+
+def test_a_body_holding_a_raw_control_byte_is_not_compacted() -> None:
+    # No JSON text holds one raw; the compact form borrows those bytes as markers.
+    body = b'{ "a": "\x01 b" }'
+    assert remove_whitespace(body) is None
+    assert verify(body, sign(b'{"a":"\x01 b"}', KEY), [KEY]) == "invalid"
+
+
+def test_spaces_inside_strings_survive_among_many_strings() -> None:
+    body = b'[ "a b" , "" , " ", "\\\\", "\\" x" ,"c d"\n]'
+    assert remove_whitespace(body) == b'["a b",""," ","\\\\","\\" x","c d"]'
