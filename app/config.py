@@ -78,6 +78,20 @@ class Settings(BaseSettings):
         "legitimate one is a run listing 10,000 customers (about 2.6 MB at 255 characters each); "
         "`distributions import` writes to the database directly, not through the API.",
     )
+    unauthenticated_body_budget_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes of request bodies held, across all requests, before their sender is "
+        "known: webhook bodies still arriving (their signature is checked once the body is "
+        "complete). A new chunk that would go over it refuses the requests that have held such "
+        "bytes longest (503, Retry-After) to make room; ops API bodies are read only after their "
+        "token is checked and do not count.",
+    )
+    request_body_timeout_seconds: float = Field(
+        default=10, gt=0,
+        description="A request body (webhook or ops API) must arrive whole within this long of "
+        "the request's headers, or the request gets 408. Voucherify gives up after 10 s.",
+    )  # fmt: skip
     voucherify_api_url: str = Field(
         default="https://api.voucherify.io",
         description="Your cluster's API (https://us1.api.voucherify.io in the US, "

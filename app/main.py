@@ -19,7 +19,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, health
-from app.api.auth import parse_tokens
+from app.api.auth import UnauthorizedError, bearer_token, parse_tokens, principal_from
 from app.config import Settings, get_settings, parse_database_url
 from app.db.schema import MIGRATE_COMMAND as MIGRATE
 from app.db.session import create_engine, create_sessionmaker
@@ -34,12 +34,13 @@ from app.errors import (
 )
 from app.metrics import routes as metrics_routes
 from app.metrics.collectors import DatabaseState
-from app.metrics.registry import process_running
+from app.metrics.registry import count_rejected_webhook, process_running
 from app.openapi.document import install_document
 from app.openapi.pages import install_pages
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
-from app.ops.body_limit import ApiBodyLimit, is_json
+from app.ops.body_limit import API_PREFIX, ApiBodyLimit, is_json
+from app.request_body import Admission, RequestBodyDoor, header
 from app.runs import routes as runs_routes
 from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
@@ -152,15 +153,42 @@ ROUTERS = (
 
 
 class VoucherRelayApp(FastAPI):
-    """FastAPI with the webhook fast path outermost, ahead of every middleware layer, then the
-    /api/v1 body limit."""
+    """FastAPI with the request body door outermost (app/request_body.py), then the webhook
+    fast path, ahead of every middleware layer, then the /api/v1 body checks."""
 
     def build_middleware_stack(self) -> ASGIApp:
         limited = ApiBodyLimit(
             super().build_middleware_stack(),
             limit=lambda: int(self.state.settings.api_max_body_bytes),
         )
-        return WebhookFastPath(limited, state=self.state)
+        return RequestBodyDoor(
+            WebhookFastPath(limited, state=self.state),
+            admit=self._admit,
+            budget_limit=lambda: int(self.state.settings.unauthenticated_body_budget_bytes),
+            timeout=lambda: float(self.state.settings.request_body_timeout_seconds),
+        )
+
+    def _admit(self, scope: Scope) -> Admission | None:
+        """The webhook's body is unauthenticated until its signature is checked; an ops API
+        body is authenticated by the bearer token in its headers, or refused unread."""
+        settings: Settings = self.state.settings
+        if scope["path"] == intake.PATH and scope["method"] == "POST":
+            return Admission(
+                limit=settings.webhook_max_body_bytes, limit_setting="WEBHOOK_MAX_BODY_BYTES",
+                authenticated=False, on_refused=count_rejected_webhook,
+            )  # fmt: skip
+        if not scope["path"].startswith(API_PREFIX):
+            return None  # no other route reads a body
+        try:
+            principal_from(self.state.ops_tokens, bearer_token(header(scope, b"authorization")))
+        except UnauthorizedError as exc:
+            refusal: str | None = exc.message
+        else:
+            refusal = None
+        return Admission(
+            limit=settings.api_max_body_bytes, limit_setting="API_MAX_BODY_BYTES",
+            authenticated=refusal is None, refusal=refusal,
+        )  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Webhooks go straight to the fast path: FastAPI's own __call__ first asks its native

@@ -83,15 +83,26 @@ async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> OpsPrincipal:
-    tokens: list[OpsToken] = request.app.state.ops_tokens
+    presented = credentials.credentials if credentials else None
+    return principal_from(request.app.state.ops_tokens, presented)
+
+
+def principal_from(tokens: list[OpsToken], presented: str | None) -> OpsPrincipal:
+    """The caller a presented bearer token names; UnauthorizedError saying why if none."""
     if not tokens:
         raise UnauthorizedError("the ops API is disabled: no OPS_API_TOKENS are configured")
-    if credentials is None:
+    if presented is None:
         raise UnauthorizedError("missing bearer token (Authorization: Bearer <token>)")
-    principal = authenticate(tokens, credentials.credentials)
+    principal = authenticate(tokens, presented)
     if principal is None:
         raise UnauthorizedError("unknown bearer token")
     return principal
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, read as HTTPBearer reads it."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
 
 
 async def writer(principal: Annotated[OpsPrincipal, Depends(current_principal)]) -> OpsPrincipal:

@@ -74,6 +74,11 @@ DELIVERY_LATENCY = Histogram(
     ["trigger"],
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
 )
+REQUEST_BODIES_REFUSED = Counter(
+    "voucher_relay_request_bodies_refused",
+    "Request bodies refused before or while being read, by reason (app/request_body.py).",
+    ["reason"],
+)
 PROCESSES = Gauge(
     "voucher_relay_processes",
     "Running API servers and delivery workers, by role and version.",
