@@ -69,3 +69,31 @@ def signed(
         "content-type": "application/json",
         "x-voucherify-signature": sign(raw, secret.encode()),
     }
+
+
+_WHITESPACE = frozenset(b" \t\n\r\f\v")
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+
+
+def remove_whitespace_byte_by_byte(body: bytes) -> bytes:
+    """Voucherify's removeWhitespaces one byte at a time, as the signature check ran it before
+    its C-level passes: the reference they are tested and benchmarked against."""
+    if not any(byte in _WHITESPACE for byte in body):
+        return body
+    out = bytearray()
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            out.append(byte)
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+            out.append(byte)
+        elif byte not in _WHITESPACE:
+            out.append(byte)
+    return bytes(out)

@@ -45,9 +45,12 @@ def remove_whitespace(body: bytes) -> bytes | None:
         return body
     if len(body.translate(None, _INSIDE_SPACE + _ESCAPE + _ESCAPED_QUOTE)) != size:
         return None
-    # Escape pairs, paired from the left as a JSON reader pairs them, become markers: every
-    # '"' left opens or closes a string.
-    text = body.replace(b"\\\\", _ESCAPE * 2).replace(b'\\"', _ESCAPE + _ESCAPED_QUOTE)
+    if b'"' not in body:  # no strings: every whitespace byte goes
+        return body.translate(None, _WHITESPACE)
+    text = body
+    if b"\\" in text:  # escape pairs, paired from the left as JSON pairs them, become markers:
+        # every '"' left then opens or closes a string
+        text = text.replace(b"\\\\", _ESCAPE * 2).replace(b'\\"', _ESCAPE + _ESCAPED_QUOTE)
     # One bit per byte, the first byte the highest: a prefix XOR of the quote bits is 1 from an
     # opening quote to the byte before its closing one, so over exactly the strings' contents.
     inside = int(text.translate(_QUOTE_FLAGS), 2)

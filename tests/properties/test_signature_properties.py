@@ -12,6 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from app.webhooks.signature import remove_whitespace, sign, verify
+from tests.factories import remove_whitespace_byte_by_byte
 from tests.properties.strategies import json_values
 
 bodies = st.binary(max_size=512)
@@ -120,26 +121,6 @@ def test_whitespace_removal_only_drops_whitespace(body: bytes) -> None:
     assert bytes(b for b in stripped if b not in WHITESPACE) == without_any_whitespace
 
 
-def _removed_byte_by_byte(body: bytes) -> bytes:
-    """The reference: Voucherify's removeWhitespaces, one byte at a time."""
-    out, in_string, escaped = bytearray(), False, False
-    for byte in body:
-        if in_string:
-            out.append(byte)
-            if escaped:
-                escaped = False
-            elif byte == ord("\\"):
-                escaped = True
-            elif byte == ord('"'):
-                in_string = False
-        elif byte == ord('"'):
-            in_string = True
-            out.append(byte)
-        elif byte not in WHITESPACE:
-            out.append(byte)
-    return bytes(out)
-
-
 @given(
     value=json_values(),
     indent=st.none() | st.integers(0, 4),
@@ -156,7 +137,7 @@ def test_whitespace_removal_matches_the_byte_by_byte_reference(
     ).encode("utf-8", "surrogatepass")
     for body in (text, text[: cut % (len(text) + 1)]):
         stripped = remove_whitespace(body)
-        assert stripped == _removed_byte_by_byte(body)
+        assert stripped == remove_whitespace_byte_by_byte(body)
         assert remove_whitespace(stripped) == stripped
 
 
