@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import burst, drain, e2e, intake, memory
+from bench import burst, door, drain, e2e, intake, memory
 
 RESULTS = Path(__file__).parent / "results.json"
 # Runs at another scale or of some scenarios only: not the figures docs/benchmarks.md quotes.
 PARTIAL_RESULTS = Path(__file__).parent / "results-partial.json"
-SCENARIOS = ("intake", "drain", "e2e", "memory", "burst")
+SCENARIOS = ("intake", "drain", "e2e", "memory", "burst", "door")
 
 
 def machine() -> str:
@@ -72,7 +72,7 @@ def table(results: dict[str, Any]) -> str:
              "", "", ""),
         ]  # fmt: skip
     rows += _e2e_rows(results.get("e2e")) + _memory_rows(results.get("memory"))
-    rows += _burst_rows(results.get("burst"))
+    rows += _burst_rows(results.get("burst")) + _door_rows(results.get("door"))
     widths = [max(len(str(row[c])) for row in rows) for c in range(len(rows[0]))]
     lines = [" | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
@@ -135,6 +135,26 @@ def _burst_rows(b: dict[str, Any] | None) -> list[tuple[str, ...]]:
     ]  # fmt: skip
 
 
+def _door_rows(d: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not d:
+        return []
+    flood, bare, api = d["webhook_flood"], d["webhook_flood_without_budget"], d["api_flood"]
+    valid = flood["valid"]
+    worst = d["signature_ms_per_mib"]["worst case"]
+    return [
+        (f"door: API RSS rise, {flood['connections']} slow 1 MiB unsigned webhooks",
+         f"+{flood['rss_growth_mb']:.0f} MB", f"+{bare['rss_growth_mb']:.0f} MB without budget",
+         "", "< 64 MB"),
+        ("door: valid webhooks meanwhile, stored / slowest answer",
+         f"{valid['stored']}/{valid['sent']}, {valid['max_ms']:.0f} ms", "", "", "all, < 1 s"),
+        (f"door: API RSS rise, {api['connections']} 4 MiB ops bodies without a token",
+         f"+{api['rss_growth_mb']:.0f} MB", "", "", "< 64 MB"),
+        ("door: bad signature, ms per MiB (worst body shape)",
+         f"{worst['c_level']:.1f} ms", f"{worst['byte_by_byte']:.1f} ms byte by byte",
+         f"{worst['c_level'] / worst['byte_by_byte']:.2f}", ""),
+    ]  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="voucher-relay benchmarks. BENCH_SCALE (default 1) scales every size and "
@@ -157,6 +177,7 @@ def main() -> int:
                                      max_seconds=max(60.0, 300 * scale)),
         "burst": lambda: burst.run(seconds=max(2.0, 20 * scale), wave=int(5_000 * scale),
                                    history=int(52_000 * scale), users=int(5_000 * scale)),
+        "door": lambda: door.run(seconds=max(4.0, 10 * scale)),
     }  # fmt: skip
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
