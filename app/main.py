@@ -175,7 +175,7 @@ class VoucherRelayApp(FastAPI):
         if scope["path"] == intake.PATH and scope["method"] == "POST":
             return Admission(
                 limit=settings.webhook_max_body_bytes, limit_setting="WEBHOOK_MAX_BODY_BYTES",
-                authenticated=False, on_refused=count_rejected_webhook,
+                authenticated=False, on_refused=_count_refused_webhook,
             )  # fmt: skip
         if not scope["path"].startswith(API_PREFIX):
             return None  # no other route reads a body
@@ -199,6 +199,12 @@ class VoucherRelayApp(FastAPI):
             await self.middleware_stack(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def _count_refused_webhook(status: int) -> None:
+    # A 503 for want of room has its own metric: this one's 503 is the database-down alert's.
+    if status != 503:
+        count_rejected_webhook(status)
 
 
 def _database_url(settings: Settings, database_url: URL | None) -> URL:

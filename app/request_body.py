@@ -95,7 +95,8 @@ class BodyBudget:
                 break
             self.release(older)
             older.evicted = True
-            if older.timer is not None:  # its body's read stops at once: TimeoutError there
+            # Its body's read stops at once (TimeoutError there), unless its time is up already.
+            if older.timer is not None and not older.timer.expired():
                 older.timer.reschedule(asyncio.get_running_loop().time())
         return self.held <= limit
 
@@ -198,7 +199,7 @@ class RequestBodyDoor:
         # Method, path, reason and the process's count only: never a header or a byte of body.
         logger.log(
             logging.WARNING if refused.reason == "budget" else logging.INFO,
-            "request body refused (%s, %d): %s %s; %d bytes held for unauthenticated bodies",
+            "request body refused (%s, %d): %s %r; %d bytes held for unauthenticated bodies",
             refused.reason, refused.status, scope["method"], scope["path"], self.budget.held,
         )  # fmt: skip
         body = orjson.dumps(error_body(refused.code, refused.message))
