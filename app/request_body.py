@@ -36,6 +36,7 @@ import orjson
 
 from app.errors import error_body
 from app.metrics.registry import REQUEST_BODIES_REFUSED
+from app.observability import request_id, request_id_from
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 # Seconds a client refused for want of room is asked to wait: slow bodies are cut after
 # REQUEST_BODY_TIMEOUT_SECONDS at most, most room comes back sooner.
 BUDGET_RETRY_AFTER_SECONDS = 1
+# A flood is refused thousands of times a second: one log line per reason this often, at most.
+LOG_EVERY_SECONDS = 10.0
 REASONS: tuple[Reason, ...] = ("too_large", "timeout", "budget", "unauthenticated")
 
 
@@ -129,6 +132,7 @@ class RequestBodyDoor:
         self.budget = BodyBudget()  # one per process: the API runs one application
         self.budget_limit = budget_limit  # read per request: the settings are the app's
         self.timeout = timeout
+        self._logged: dict[Reason, tuple[float, int]] = {}  # last line's time, refusals since
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         admission = self.admit(scope) if scope["type"] == "http" and _has_body(scope) else None
@@ -196,23 +200,37 @@ class RequestBodyDoor:
         REQUEST_BODIES_REFUSED.labels(refused.reason).inc()
         if admission.on_refused is not None:
             admission.on_refused(refused.status)
-        # Method, path, reason and the process's count only: never a header or a byte of body.
-        logger.log(
-            logging.WARNING if refused.reason == "budget" else logging.INFO,
-            "request body refused (%s, %d): %s %r; %d bytes held for unauthenticated bodies",
-            refused.reason, refused.status, scope["method"], scope["path"], self.budget.held,
-        )  # fmt: skip
+        rid = request_id_from(header(scope, b"x-request-id"))
+        request_id.set(rid)  # the refusal's log line and answer carry it, as others do
+        self._log(scope, refused)
         body = orjson.dumps(error_body(refused.code, refused.message))
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             # The rest of the body is not read: this connection carries no further request.
             (b"connection", b"close"),
+            (b"x-request-id", rid.encode("latin-1")),
         ]
         if refused.status == 503:
             headers.append((b"retry-after", str(BUDGET_RETRY_AFTER_SECONDS).encode()))
         await send({"type": "http.response.start", "status": refused.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def _log(self, scope: Scope, refused: _RefusedError) -> None:
+        """Method, path, reason and counts only: never a header or a byte of the body."""
+        now = asyncio.get_running_loop().time()
+        last, since = self._logged.get(refused.reason, (-LOG_EVERY_SECONDS, 0))
+        if now - last < LOG_EVERY_SECONDS:
+            self._logged[refused.reason] = (last, since + 1)
+            return
+        self._logged[refused.reason] = (now, 0)
+        logger.log(
+            logging.WARNING if refused.reason == "budget" else logging.INFO,
+            "request body refused (%s, %d): %s %r, and %d more for this reason since the last "
+            "such line; %d bytes held for unauthenticated bodies",
+            refused.reason, refused.status, scope["method"], scope["path"], since,
+            self.budget.held,
+        )  # fmt: skip
 
 
 def _too_large(what: str, admission: Admission) -> _RefusedError:

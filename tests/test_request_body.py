@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
@@ -189,6 +190,23 @@ async def test_an_ops_body_without_a_valid_token_is_refused_before_it_is_read(
     assert answer.status_code == 401, answer.text
     assert answer.json()["error"]["code"] == "unauthorized"
     assert read == [] and refused("unauthenticated") == before + 1
+
+
+async def test_a_refusal_is_logged_once_in_a_while_without_a_secret_and_answered_with_an_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "Bearer not-a-token-but-secret-looking"
+    with caplog.at_level(logging.INFO, logger="app.request_body"):
+        answers = [
+            await client.post("/api/v1/replays", content=b"{}", headers={"Authorization": token})
+            for _ in range(3)
+        ]
+    assert [a.status_code for a in answers] == [401] * 3
+    assert all(a.headers.get("x-request-id") for a in answers)
+    lines = [r.getMessage() for r in caplog.records if r.name == "app.request_body"]
+    assert len(lines) == 1  # the next two wait for the next line, counted in it
+    assert "unauthenticated, 401" in lines[0] and "/api/v1/replays" in lines[0]
+    assert "secret-looking" not in caplog.text
 
 
 async def test_an_ops_body_with_a_valid_token_is_read_whole_and_not_counted(
