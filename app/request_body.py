@@ -93,8 +93,9 @@ class BodyBudget:
         holder.held += size
         self.held += size
         self._holders.setdefault(holder, None)
-        for older in list(self._holders):
-            if self.held <= limit or older is holder:
+        while self.held > limit:
+            older = next(iter(self._holders))
+            if older is holder:
                 break
             self.release(older)
             older.evicted = True
