@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, health
 from app.api.auth import UnauthorizedError, bearer_token, parse_tokens, principal_from
+from app.api.request_body import Admission, RequestBodyDoor, header
 from app.config import Settings, get_settings, parse_database_url
 from app.db.schema import MIGRATE_COMMAND as MIGRATE
 from app.db.session import create_engine, create_sessionmaker
@@ -40,7 +41,6 @@ from app.openapi.pages import install_pages
 from app.ops import replay_routes
 from app.ops import routes as ops_routes
 from app.ops.body_limit import API_PREFIX, ApiBodyLimit, is_json
-from app.request_body import Admission, RequestBodyDoor, header
 from app.runs import routes as runs_routes
 from app.webhooks import intake
 from app.webhooks import routes as webhooks_routes
@@ -153,7 +153,7 @@ ROUTERS = (
 
 
 class VoucherRelayApp(FastAPI):
-    """FastAPI with the request body door outermost (app/request_body.py), then the webhook
+    """FastAPI with the request body door outermost (app/api/request_body.py), then the webhook
     fast path, ahead of every middleware layer, then the /api/v1 body checks."""
 
     def build_middleware_stack(self) -> ASGIApp:

@@ -1,4 +1,4 @@
-"""Door: what unauthenticated traffic costs the API (app/request_body.py, issue 17).
+"""Door: what unauthenticated traffic costs the API (app/api/request_body.py, issue 17).
 
 `voucher-relay serve` started as a user starts it. Then, for `seconds` each:
 - 300 connections each sending a 1 MiB webhook body with a wrong signature, slowly (64 KiB at

@@ -76,7 +76,7 @@ DELIVERY_LATENCY = Histogram(
 )
 REQUEST_BODIES_REFUSED = Counter(
     "voucher_relay_request_bodies_refused",
-    "Request bodies refused before or while being read, by reason (app/request_body.py).",
+    "Request bodies refused before or while being read, by reason (app/api/request_body.py).",
     ["reason"],
 )
 PROCESSES = Gauge(

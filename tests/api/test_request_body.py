@@ -1,4 +1,4 @@
-"""The request body door (app/request_body.py): size, time and the unauthenticated budget."""
+"""The request body door (app/api/request_body.py): size, time and the unauthenticated budget."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.request_body import Admission, RequestBodyDoor
 from app.config import Settings
 from app.main import create_app
-from app.request_body import Admission, RequestBodyDoor
 from app.webhooks.models import WebhookEvent
 from tests.conftest import WRITER, truncate_all
 from tests.factories import sample, signed
@@ -196,14 +196,14 @@ async def test_a_refusal_is_logged_once_in_a_while_without_a_secret_and_answered
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = "Bearer not-a-token-but-secret-looking"
-    with caplog.at_level(logging.INFO, logger="app.request_body"):
+    with caplog.at_level(logging.INFO, logger="app.api.request_body"):
         answers = [
             await client.post("/api/v1/replays", content=b"{}", headers={"Authorization": token})
             for _ in range(3)
         ]
     assert [a.status_code for a in answers] == [401] * 3
     assert all(a.headers.get("x-request-id") for a in answers)
-    lines = [r.getMessage() for r in caplog.records if r.name == "app.request_body"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "app.api.request_body"]
     assert len(lines) == 1  # the next two wait for the next line, counted in it
     assert "unauthenticated, 401" in lines[0] and "/api/v1/replays" in lines[0]
     assert "secret-looking" not in caplog.text
