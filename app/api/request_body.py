@@ -147,16 +147,7 @@ class RequestBodyDoor:
             return
         if body is None:  # the client went away: nobody to answer
             return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()  # after the body: the disconnect, when it comes
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _read(self, scope: Scope, receive: Receive, admission: Admission) -> bytes | None:
         if admission.refusal is not None:
@@ -232,6 +223,20 @@ class RequestBodyDoor:
             refused.reason, refused.status, scope["method"], scope["path"], since,
             self.budget.held,
         )  # fmt: skip
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` whole, then whatever `receive` gives (the disconnect)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def _too_large(what: str, admission: Admission) -> _RefusedError:

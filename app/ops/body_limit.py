@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from app.api.request_body import replaying
 from app.errors import error_body
 from app.webhooks.intake import BodyTooLargeError, add_chunk, check_declared_length
 
@@ -82,16 +83,7 @@ class ApiBodyLimit:
         if holds_lone_surrogate(body) and is_json(_header(scope, b"content-type")):
             await _answer(send, 422, error_body("invalid_text", HALF_A_CHARACTER))
             return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()  # after the body: the disconnect, when it comes
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _read(self, scope: Scope, receive: Receive, limit: int) -> tuple[bytes, bool]:
         check_declared_length(_header(scope, b"content-length"), limit)
