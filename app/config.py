@@ -233,6 +233,11 @@ class Settings(BaseSettings):
         description="When set, a scrape must send `Authorization: Bearer <token>`. Unset: "
         "/metrics is open like /healthz (counts and states, no ids or secrets).",
     )
+    console_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30,
+        description="Hours a sign-in to the ops console (/console) lasts; signing out ends it "
+        "sooner, and so does removing its token from OPS_API_TOKENS.",
+    )  # fmt: skip
     metrics_cache_seconds: float = Field(
         default=5.0, ge=0,
         description="Seconds each process reuses the numbers it read from Postgres (queue, "

@@ -22,6 +22,7 @@ from app import __version__, health
 from app.api.auth import UnauthorizedError, bearer_token, parse_tokens, principal_from
 from app.api.request_body import Admission, RequestBodyDoor, header
 from app.config import Settings, get_settings, parse_database_url
+from app.console import routes as console
 from app.db.schema import MIGRATE_COMMAND as MIGRATE
 from app.db.session import create_engine, create_sessionmaker
 from app.delivery.gate import workspace_key
@@ -140,6 +141,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     install_pages(app)
+    console.install(app)
     install_document(app)
     _install_error_handlers(app)
     return app

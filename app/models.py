@@ -1,6 +1,7 @@
 """Every model, imported in one place so that alembic sees the whole metadata."""
 
 from app.braze.models import BrazeGate, BrazeRequest
+from app.console.models import ConsoleSession
 from app.db.base import Base
 from app.delivery.models import AttributeState, Delivery, DeliveryAttempt
 from app.distributions.models import Distribution
@@ -13,6 +14,7 @@ __all__ = [
     "Base",
     "BrazeGate",
     "BrazeRequest",
+    "ConsoleSession",
     "Delivery",
     "DeliveryAttempt",
     "Distribution",

@@ -162,6 +162,8 @@ class DeliveryAttempt(Base):
     __table_args__ = (
         Index("ix_delivery_attempts_delivery_id", "delivery_id"),
         Index("ix_delivery_attempts_braze_request_id", "braze_request_id"),
+        # The console's overview reads the newest attempts (per minute, failures, data points).
+        Index("ix_delivery_attempts_attempted_at", "attempted_at"),
         Index(
             "ix_delivery_attempts_replay_id",
             "replay_id",

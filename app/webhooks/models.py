@@ -43,4 +43,10 @@ class WebhookEvent(Base):
         UniqueConstraint("voucherify_event_id", "source_id"),
         Index("ix_webhook_events_received_at", "received_at"),
         Index("ix_webhook_events_event_type_received_at", "event_type", "received_at"),
+        # The console's customer lookup. Hash: equality is all it needs, and a hash index takes
+        # values of any length (a btree entry past ~2.7 kB would fail the webhook's insert).
+        Index(
+            "ix_webhook_events_customer_source_id", "customer_source_id", postgresql_using="hash"
+        ),
+        Index("ix_webhook_events_customer_id", "customer_id", postgresql_using="hash"),
     )
