@@ -82,7 +82,7 @@ async def create(request: Request, session: SessionDep, user: ActingDep) -> Resp
     )
 
 
-@router.get("/{distribution_id}")
+@router.get("/{distribution_id:uuid}")
 async def edit(
     request: Request, distribution_id: uuid.UUID, session: SessionDep, user: SignedInDep
 ) -> HTMLResponse:
@@ -98,7 +98,7 @@ async def edit(
     )
 
 
-@router.post("/{distribution_id}")
+@router.post("/{distribution_id:uuid}")
 async def save(
     request: Request, distribution_id: uuid.UUID, session: SessionDep, user: ActingDep
 ) -> Response:
@@ -122,13 +122,13 @@ async def save(
     )
 
 
-@router.post("/{distribution_id}/pause")
+@router.post("/{distribution_id:uuid}/pause")
 async def pause(distribution_id: uuid.UUID, session: SessionDep, _: ActingDep) -> Response:
     await service.set_status(session=session, distribution_id=distribution_id, status="paused")
     return RedirectResponse("/console/distributions", 303)
 
 
-@router.post("/{distribution_id}/resume")
+@router.post("/{distribution_id:uuid}/resume")
 async def resume(distribution_id: uuid.UUID, session: SessionDep, _: ActingDep) -> Response:
     await service.set_status(session=session, distribution_id=distribution_id, status="active")
     return RedirectResponse("/console/distributions", 303)

@@ -106,8 +106,8 @@ async def start(request: Request, session: SessionDep, user: ActingDep) -> Respo
     return RedirectResponse(f"/console/replays/{replay.id}", 303)
 
 
-@router.get("/{replay_id}")
-@router.get("/{replay_id}/progress")
+@router.get("/{replay_id:uuid}")
+@router.get("/{replay_id:uuid}/progress")
 async def replay(
     request: Request, replay_id: uuid.UUID, session: SessionDep, user: SignedInDep
 ) -> HTMLResponse:
@@ -119,7 +119,7 @@ async def replay(
     return render(request, part, user, r=found, active=ACTIVE)
 
 
-@router.post("/{replay_id}/cancel")
+@router.post("/{replay_id:uuid}/cancel")
 async def cancel(
     request: Request, replay_id: uuid.UUID, session: SessionDep, user: ActingDep
 ) -> Response:

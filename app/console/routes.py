@@ -167,7 +167,7 @@ async def deliveries(
     )
 
 
-@router.get("/deliveries/{delivery_id}")
+@router.get("/deliveries/{delivery_id:int}")
 async def delivery(
     request: Request, delivery_id: int, session: SessionDep, user: SignedInDep
 ) -> HTMLResponse:
@@ -181,7 +181,7 @@ async def delivery(
     return render(request, "delivery.html", user, d=detail, answers=answers)
 
 
-@router.post("/deliveries/{delivery_id}/replay")
+@router.post("/deliveries/{delivery_id:int}/replay")
 async def replay(
     request: Request, delivery_id: int, session: SessionDep, user: ActingDep
 ) -> Response:
@@ -248,7 +248,7 @@ async def events(
     )
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id:int}")
 async def event(
     request: Request, event_id: int, session: SessionDep, user: SignedInDep
 ) -> HTMLResponse:

@@ -109,8 +109,8 @@ async def start(request: Request, session: SessionDep, user: ActingDep) -> Respo
     return RedirectResponse(f"/console/runs/{run.id}", 303)
 
 
-@router.get("/{run_id}")
-@router.get("/{run_id}/progress")
+@router.get("/{run_id:int}")
+@router.get("/{run_id:int}/progress")
 async def run(
     request: Request, run_id: int, session: SessionDep, user: SignedInDep
 ) -> HTMLResponse:
@@ -121,13 +121,13 @@ async def run(
     return render(request, part, user, r=detail, active=ACTIVE)
 
 
-@router.post("/{run_id}/cancel")
+@router.post("/{run_id:int}/cancel")
 async def cancel(run_id: int, session: SessionDep, user: ActingDep) -> Response:
     await service.cancel(session=session, run_id=run_id, principal=user.principal)
     return RedirectResponse(f"/console/runs/{run_id}", 303)
 
 
-@router.post("/{run_id}/resume")
+@router.post("/{run_id:int}/resume")
 async def resume(run_id: int, session: SessionDep, user: ActingDep) -> Response:
     await service.resume(session=session, run_id=run_id, principal=user.principal)
     return RedirectResponse(f"/console/runs/{run_id}", 303)
