@@ -51,10 +51,18 @@ async def signed_in(request: Request, session: SessionDep) -> SignedIn:
 SignedInDep = Annotated[SignedIn, Depends(signed_in)]
 
 
-async def acting(request: Request, user: SignedInDep) -> SignedIn:
-    """A write token's sign-in, on a request that carries its CSRF token (form or header)."""
+async def writer(user: SignedInDep) -> SignedIn:
+    """A write token's sign-in (the pages of a form that acts)."""
     if not user.can_act:
         raise ForbiddenError(f"token {user.principal.name!r} is read-only; this needs scope write")
+    return user
+
+
+WriterDep = Annotated[SignedIn, Depends(writer)]
+
+
+async def acting(request: Request, user: WriterDep) -> SignedIn:
+    """A write token's sign-in, on a request that carries its CSRF token (form or header)."""
     presented = request.headers.get(CSRF_HEADER) or field(await read_form(request), CSRF_FIELD)
     if not sessions.csrf_matches(request.cookies[sessions.COOKIE], presented):
         raise ForbiddenError("the form's CSRF token is missing or wrong: reload the page")

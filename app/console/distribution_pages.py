@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.console import queries
-from app.console.auth import ActingDep, SignedInDep, field, read_form
+from app.console.auth import ActingDep, SignedInDep, WriterDep, field, read_form
 from app.console.pages import render
 from app.db.session import SessionDep
 from app.distributions import files, repository, service
@@ -57,7 +57,7 @@ async def export(session: SessionDep, _: SignedInDep, format: str = "yaml") -> R
 
 
 @router.get("/new")
-async def new(request: Request, user: ActingDep) -> HTMLResponse:
+async def new(request: Request, user: WriterDep) -> HTMLResponse:
     return _form(request, user, values=_values(None), errors={}, distribution=None)
 
 

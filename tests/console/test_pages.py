@@ -168,7 +168,8 @@ async def test_a_run_for_listed_customers_starts_with_its_delay_and_is_canceled(
     client: httpx.AsyncClient,
 ) -> None:
     distribution_id = await create_distribution(
-        client, triggers=["manual_distribution_schedule"],
+        client,
+        triggers=["manual_distribution_schedule"],
         code_source={"type": "publish", "campaign": "welcome"},
     )
     csrf = await sign_in(client, WRITE_TOKEN)

@@ -98,3 +98,12 @@ async def test_a_token_removed_from_the_settings_ends_its_sessions(
     await sign_in(client, WRITE_TOKEN)
     app.state.ops_tokens = [t for t in app.state.ops_tokens if t.secret != WRITE_TOKEN]
     assert (await client.get("/console")).status_code == 303
+
+
+async def test_the_new_distribution_form_opens_for_a_write_token_only(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_in(client, WRITE_TOKEN)
+    assert (await client.get("/console/distributions/new")).status_code == 200
+    await sign_in(client, READ_TOKEN)
+    assert (await client.get("/console/distributions/new")).status_code == 403
