@@ -41,7 +41,12 @@ def uuid_or_none(value: str) -> uuid.UUID | None:
 async def distributions(request: Request, session: SessionDep, user: SignedInDep) -> HTMLResponse:
     rows = await repository.list_all(session)
     return render(
-        request, "distributions.html", user, rows=rows, counts=await queries.last_24h(session)
+        request,
+        "distributions.html",
+        user,
+        rows=rows,
+        counts=await queries.last_24h(session),
+        count_cap=queries.COUNT_CAP,
     )
 
 

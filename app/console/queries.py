@@ -21,8 +21,8 @@ from app.delivery.coalesce import UNCHANGED
 from app.delivery.models import Delivery, DeliveryAttempt
 from app.webhooks.models import WebhookEvent
 
-SCAN_CAP = 100_000
-COUNT_CAP = 10_000
+SCAN_CAP = 50_000
+COUNT_CAP = 2_000
 HOURS_SHOWN = 3
 CUSTOMER_ROWS = 50
 # The identity types a customer's Braze user key can start with (mapping: `<type>:<value>`).

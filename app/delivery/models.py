@@ -117,6 +117,8 @@ class Delivery(TimestampMixin, Base):
         Index(
             "ix_deliveries_replay_id", "replay_id", postgresql_where=text("replay_id IS NOT NULL")
         ),
+        # The console's "failed" and "dead" filters, newest first (few rows: a small index).
+        Index("ix_deliveries_failed", "id", postgresql_where=text("status IN ('failed', 'dead')")),
         # One delivery per run member: a resumed run never creates a second one.
         Index(
             "uq_deliveries_run_member",

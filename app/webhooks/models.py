@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Identity, Integer, LargeBinary, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Identity,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.schema import Index, UniqueConstraint
 
@@ -49,4 +59,5 @@ class WebhookEvent(Base):
             "ix_webhook_events_customer_source_id", "customer_source_id", postgresql_using="hash"
         ),
         Index("ix_webhook_events_customer_id", "customer_id", postgresql_using="hash"),
+        Index("ix_webhook_events_failed", "id", postgresql_where=text("outcome = 'failed'")),
     )

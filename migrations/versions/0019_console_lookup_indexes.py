@@ -1,5 +1,6 @@
-"""Indexes of the ops console: events by customer (source id, Voucherify id) and attempts by
-time (the overview's per-minute counts, failures and data points saved)
+"""Indexes of the ops console: events by customer (source id, Voucherify id), attempts by
+time (the overview's per-minute counts, failures and data points saved), and the failed
+deliveries and events newest first
 
 Revision ID: 0019
 Revises: 0018
@@ -21,6 +22,9 @@ _INDEXES = {
     "ix_webhook_events_customer_source_id": "webhook_events USING hash (customer_source_id)",
     "ix_webhook_events_customer_id": "webhook_events USING hash (customer_id)",
     "ix_delivery_attempts_attempted_at": "delivery_attempts (attempted_at)",
+    # The console's most used filters, newest first: failures are few, so are these indexes.
+    "ix_deliveries_failed": "deliveries (id) WHERE status IN ('failed', 'dead')",
+    "ix_webhook_events_failed": "webhook_events (id) WHERE outcome = 'failed'",
 }
 
 
