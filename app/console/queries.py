@@ -41,14 +41,16 @@ FROM (SELECT attempted_at, outcome FROM delivery_attempts WHERE attempted_at >= 
 WHERE outcome = 'delivered'
 GROUP BY 1 ORDER BY 1
 """)
-# Failures by what went wrong, and the attributes left out because Braze had them already.
+# Failures by what went wrong (the outcomes app/delivery/outcomes.py records for a send that
+# did not land; replays' own rows are no failures), and the attributes left out because Braze
+# had them already.
 _LAST_DAY = text(f"""
 WITH newest AS (
     SELECT outcome, message, omitted FROM delivery_attempts WHERE attempted_at >= :since
     ORDER BY attempted_at DESC LIMIT :cap
 )
 SELECT 'failure' AS kind, outcome, left(coalesce(message, ''), 160) AS reason, count(*) AS n
-FROM newest WHERE outcome NOT IN ('delivered', 'skipped')
+FROM newest WHERE outcome IN ('failed', 'dead', 'retry', 'rate_limited', 'blocked')
 GROUP BY 2, 3
 UNION ALL
 SELECT 'saved', '', '', coalesce(sum(jsonb_array_length(omitted -> '{UNCHANGED}')), 0)

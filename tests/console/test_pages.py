@@ -93,6 +93,7 @@ async def test_the_overview_counts_failures_by_reason_and_data_points_saved(
         DeliveryAttempt(delivery_id=delivery.id, outcome="skipped", omitted={"unchanged": ["d"]}),
         DeliveryAttempt(delivery_id=delivery.id, outcome="dead", message="Braze answered 400"),
         DeliveryAttempt(delivery_id=delivery.id, outcome="dead", message="Braze answered 400"),
+        DeliveryAttempt(delivery_id=delivery.id, outcome="replay_queued", message="asked by x"),
         BrazeGate(workspace="w", tokens=1, paused_until=NOW + timedelta(seconds=30)),
     ])  # fmt: skip
     await session.flush()
@@ -100,6 +101,7 @@ async def test_the_overview_counts_failures_by_reason_and_data_points_saved(
     page = (await client.get("/console")).text
     assert '<div class="big" id="data-points-saved">3</div>' in page
     assert 'Braze answered 400</td><td class="num">2</td>' in page
+    assert "replay_queued" not in page
     assert "paused by Braze&#39;s rate limit" in page
     assert '<div class="big" id="waiting">0</div>' in page
 

@@ -1,5 +1,5 @@
 """Browser tests of the console: one `voucher-relay serve` (with its worker, Braze an
-emulator) and one headless Chromium for the whole session, a fresh browser context per test.
+emulator) and one headless Chromium for all of them, a fresh browser context per test.
 
 Chromium is Debian's (`apt-get install -y chromium`), launched by its path: Playwright never
 downloads a browser. Without one the tests are skipped, saying so. CONSOLE_SCREENSHOTS=1
@@ -82,7 +82,9 @@ def browser_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop in the main thread while it runs,
+# and the suite's later tests call asyncio.run there; it must stop when these tests end.
+@pytest.fixture(scope="package")
 def served(browser_path: str, server_url: URL) -> Iterator[Served]:
     """`voucher-relay serve --migrate` on a scratch database, its log in a temporary file
     (a pipe nobody reads would fill and stall it)."""
@@ -127,7 +129,7 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Any) -> None:
     raise AssertionError("serve not ready within 60 s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(browser_path: str, served: Served) -> Iterator[Any]:
     """Started after `served` (and so stopped before it): Playwright's sync API keeps an event
     loop in this thread, where the database fixtures' asyncio.run would fail."""
