@@ -141,9 +141,9 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     install_pages(app)
-    console.install(app)
     install_document(app)
     _install_error_handlers(app)
+    console.install(app)
     return app
 
 

@@ -33,7 +33,8 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
 def install(app: FastAPI) -> None:
-    """Mount the console on `app`: its pages, its static files, and sign-in redirects."""
+    """Mount the console on `app`: its pages, its static files, sign-in redirects and error
+    pages (after the app's own error handlers, which it keeps for every other path)."""
     for pages in (router, distribution_pages.router, replay_pages.router, run_pages.router):
         app.include_router(pages)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
@@ -43,6 +44,18 @@ def install(app: FastAPI) -> None:
         if request.method == "GET":
             return RedirectResponse(f"{PREFIX}/sign-in?next={request.url.path}", 303)
         return HTMLResponse("sign in first", 401)
+
+    # Domain errors (no such delivery, a run past its delay, a read-only token) as a page in
+    # the console, and as the API's JSON everywhere else.
+    api_answer = app.exception_handlers[VoucherRelayError]
+
+    async def _domain_error(request: Request, exc: Exception) -> Response:
+        if not request.url.path.startswith(f"{PREFIX}/") or not isinstance(exc, VoucherRelayError):
+            answer = api_answer(request, exc)
+            return answer if isinstance(answer, Response) else await answer
+        return render(request, "error.html", None, status_code=exc.status_code, error=exc)
+
+    app.add_exception_handler(VoucherRelayError, _domain_error)
 
 
 @router.get("/sign-in")

@@ -14,7 +14,8 @@ from app.braze.models import BrazeGate
 from app.delivery.models import DeliveryAttempt
 from app.distributions.models import Distribution
 from app.ops.models import Replay
-from tests.conftest import READ_TOKEN, WRITE_TOKEN
+from app.runs.models import Run
+from tests.conftest import READ_TOKEN, READER, WRITE_TOKEN, WRITER
 from tests.console.signin import sign_in
 from tests.factories import sample
 from tests.ops.replay_data import create_distribution, settled_delivery, stored_event
@@ -188,3 +189,37 @@ async def test_a_run_for_listed_customers_starts_with_its_delay_and_is_canceled(
     cancel = started.headers["location"] + "/cancel"
     assert (await client.post(cancel, data={"csrf": csrf})).status_code == 303
     assert "canceled" in (await client.get(started.headers["location"])).text
+
+
+async def test_a_missing_delivery_is_a_page_in_the_console_and_json_in_the_api(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_in(client, READ_TOKEN)
+    page = await client.get("/console/deliveries/999999")
+    assert page.status_code == 404 and "<h1>no delivery 999999</h1>" in page.text
+    api = await client.get("/api/v1/deliveries/999999", headers=READER)
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+
+
+async def test_a_run_that_gave_up_on_voucherify_offers_resume_and_resumes(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    distribution_id = await create_distribution(
+        client, triggers=["manual_distribution_schedule"],
+        code_source={"type": "publish", "campaign": "welcome"},
+    )  # fmt: skip
+    created = await client.post(
+        f"/api/v1/distributions/{distribution_id}/runs", headers=WRITER,
+        json={"audience": {"segment_id": "seg_1"}, "delay_seconds": 0, "send_now": True},
+    )  # fmt: skip
+    run = await session.get(Run, created.json()["id"])
+    assert run is not None
+    run.status, run.failures, run.error = "failed", 5, "Voucherify unavailable 5 times"
+    await session.flush()
+    csrf = await sign_in(client, WRITE_TOKEN)
+    page = await client.get(f"/console/runs/{run.id}")
+    assert "Resume from its checkpoint" in page.text and "Voucherify unavailable" in page.text
+    resumed = await client.post(f"/console/runs/{run.id}/resume", data={"csrf": csrf})
+    assert resumed.status_code == 303
+    await session.refresh(run)
+    assert run.status in ("scheduled", "running") and run.resumed_by == "ops-team"
