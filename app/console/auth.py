@@ -8,10 +8,10 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 
+from app.api.auth import ForbiddenError
 from app.console import sessions
 from app.console.sessions import SignedIn
 from app.db.session import SessionDep
-from app.ops.auth import ForbiddenError
 
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"

@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import escape
 
+from app.api.auth import authenticate
+from app.api.pagination import page
 from app.console import distribution_pages, queries, replay_pages, run_pages, sessions
 from app.console.auth import ActingDep, SignedInDep, SignInRequiredError, field, read_form
 from app.console.pages import STATIC, render
@@ -23,7 +25,6 @@ from app.distributions import repository as distributions
 from app.errors import VoucherRelayError
 from app.ops import repository
 from app.ops import routes as audit
-from app.ops.auth import authenticate
 from app.ops.replay import replay_delivery
 from app.webhooks.matching import Outcome
 from app.webhooks.models import WebhookEvent
@@ -163,7 +164,7 @@ async def deliveries(
                 "until": _moment(until),
             }
         )
-        rows, next_cursor = await repository.page(session, query, Delivery, limit=50, cursor=cursor)
+        rows, next_cursor = await page(session, query, Delivery.id, limit=50, cursor=cursor)
     except (ValueError, VoucherRelayError) as exc:
         rows, next_cursor, error = [], None, str(exc)
     return render(
@@ -244,9 +245,7 @@ async def events(
             since=_moment(since),
             until=_moment(until),
         )
-        rows, next_cursor = await repository.page(
-            session, query, WebhookEvent, limit=50, cursor=cursor
-        )
+        rows, next_cursor = await page(session, query, WebhookEvent.id, limit=50, cursor=cursor)
     except (ValueError, VoucherRelayError) as exc:
         rows, next_cursor, error = [], None, str(exc)
     return render(

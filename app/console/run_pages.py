@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.api.pagination import page
 from app.console.auth import ActingDep, SignedInDep, field, read_form
 from app.console.distribution_pages import uuid_or_none
 from app.console.pages import render
 from app.db.session import SessionDep
 from app.distributions import repository as distributions
 from app.errors import VoucherRelayError
-from app.ops import repository as audit
 from app.runs import repository, service
 from app.runs.models import Run
 from app.runs.schemas import DEFAULT_DELAY_SECONDS, RunCreate
@@ -44,7 +44,7 @@ async def _list(
     status_code: int = 200,
 ) -> HTMLResponse:
     query = repository.runs_query(distribution_id=None, status=None)
-    rows, next_cursor = await audit.page(session, query, Run, limit=30, cursor=cursor)
+    rows, next_cursor = await page(session, query, Run.id, limit=30, cursor=cursor)
     return render(
         request,
         "runs.html",

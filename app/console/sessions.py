@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.auth import OpsPrincipal, OpsToken
 from app.console.models import ConsoleSession
-from app.ops.auth import OpsPrincipal, OpsToken
 
 COOKIE = "vr_console"
 

@@ -35,6 +35,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
         "app.delivery.store.retention",
     ),
     "distributions": ("app.distributions.service",),
+    "console_sessions": ("app.console.sessions",),
 }
 _SQL = re.compile(
     r"\b(?:INSERT\s+INTO\s+([a-z_]+)|UPDATE\s+([a-z_]+)\s+(?:AS\s+\w+\s+)?SET|DELETE\s+FROM\s+([a-z_]+))\b",

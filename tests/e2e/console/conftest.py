@@ -27,7 +27,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from app.braze.emulator import create_emulator
+from app.sandbox.braze.emulator import create_emulator
 from tests.e2e.processes import E2E_BRAZE_KEY, REPO, free_port, relay_env
 from tests.e2e.servers import serve_app_in_thread
 from tests.postgres import scratch_database
