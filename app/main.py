@@ -171,13 +171,21 @@ class VoucherRelayApp(FastAPI):
         )
 
     def _admit(self, scope: Scope) -> Admission | None:
-        """The webhook's body is unauthenticated until its signature is checked; an ops API
-        body is authenticated by the bearer token in its headers, or refused unread."""
+        """The webhook's body is unauthenticated until its signature is checked, and so is a
+        console form's; an ops API body is authenticated by the bearer token in its headers, or
+        refused unread."""
         settings: Settings = self.state.settings
         if scope["path"] == intake.PATH and scope["method"] == "POST":
             return Admission(
                 limit=settings.webhook_max_body_bytes, limit_setting="WEBHOOK_MAX_BODY_BYTES",
                 authenticated=False, on_refused=_count_refused_webhook,
+            )  # fmt: skip
+        if scope["path"].startswith(console.PREFIX + "/"):
+            # The console's forms: signed in by a cookie checked in the database past this door
+            # (or, signing in, by a token in the body), so unauthenticated here.
+            return Admission(
+                limit=settings.api_max_body_bytes, limit_setting="API_MAX_BODY_BYTES",
+                authenticated=False,
             )  # fmt: skip
         if not scope["path"].startswith(API_PREFIX):
             return None  # no other route reads a body

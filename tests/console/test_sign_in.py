@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.console.models import ConsoleSession
 from app.console.sessions import COOKIE
 from tests.conftest import READ_TOKEN, WRITE_TOKEN
@@ -107,3 +108,13 @@ async def test_the_new_distribution_form_opens_for_a_write_token_only(
     assert (await client.get("/console/distributions/new")).status_code == 200
     await sign_in(client, READ_TOKEN)
     assert (await client.get("/console/distributions/new")).status_code == 403
+
+
+async def test_a_console_form_is_read_through_the_body_door(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    # Unauthenticated bytes (a cookie is checked past the door): bounded like an API body.
+    huge = "x" * (settings.api_max_body_bytes + 1)
+    response = await client.post("/console/sign-in", data={"token": huge})
+    assert response.status_code == 413
+    assert "API_MAX_BODY_BYTES" in response.text
