@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client import REGISTRY, generate_latest, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -30,9 +30,26 @@ class ProcessMetrics(Collector):
             # The default registry: ours, plus process_* and python_* of this process.
             return REGISTRY.collect()
         forget_dead_processes(self._dir)
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(self._dir))  # type: ignore[no-untyped-call]
-        return registry.collect()
+        return MultiProcessCollector.merge(  # type: ignore[no-any-return,no-untyped-call]
+            _sized_files(self._dir), accumulate=True
+        )
+
+
+# A file's first 8 bytes say how much of it is used. A starting process creates its file,
+# then sizes it: a scrape in between would read nothing there and fail (prometheus_client
+# does not check). Files only grow, so one that has its header keeps it.
+_HEADER_BYTES = 8
+
+
+def _sized_files(directory: Path) -> list[str]:
+    files = []
+    for file in directory.glob("*.db"):
+        try:
+            if file.stat().st_size >= _HEADER_BYTES:
+                files.append(str(file))
+        except FileNotFoundError:  # a dead process's live gauges, removed meanwhile
+            continue
+    return files
 
 
 class _Together(Collector):

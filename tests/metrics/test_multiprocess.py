@@ -175,3 +175,17 @@ def test_file_names_stay_apart_across_containers_that_share_a_pid() -> None:
     assert "_" not in identity
     host, pid = identity.rsplit("-", 1)
     assert host and pid.isdigit()
+
+
+def test_a_scrape_while_a_process_creates_its_files_skips_them(
+    tmp_path: Path, running: list[subprocess.Popen[str]]
+) -> None:
+    running.append(_start(tmp_path, 3, "api", "stays"))
+    # A starting process (serve's new worker child) opens its files before it sizes them: a
+    # scrape in between finds them empty.
+    (tmp_path / "counter_starting-4242.db").touch()
+    (tmp_path / "histogram_starting-4242.db").write_bytes(b"\0\0")
+
+    samples = parse(render(ProcessMetrics(tmp_path)).decode())
+
+    assert value(samples, COUNTED, **WEBHOOKS) == 3
