@@ -29,6 +29,7 @@ from app.ops.bulk_replay import advance
 from app.ops.models import CANCELED, DONE, QUEUED, RUNNING, Replay
 from app.ops.replay_schemas import BulkFilter, DistributionReplayRequest, ReplayPlan
 from app.ops.requeue import Tally, rerun
+from app.ops.statement_budget import bounded
 from app.webhooks.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ async def plan_bulk(*, session: AsyncSession, scope: BulkFilter, settings: Setti
     check_window(scope.since, scope.until, settings)
     last_id = await replay_scope.last_delivery_id(session)
     await _bounded_count(session, scope, last_id=last_id, settings=settings)
-    return await replay_scope.plan(session, scope, last_id=last_id)
+    async with bounded(session, settings.ops_statement_timeout_seconds, narrow=NARROW_REPLAY):
+        return await replay_scope.plan(session, scope, last_id=last_id)
 
 
 async def cancel(
@@ -224,12 +226,16 @@ def check_window(since: datetime | None, until: datetime | None, settings: Setti
         )
 
 
+NARROW_REPLAY = "a shorter since/until window, a distribution, a status or a Braze user"
+
+
 async def _bounded_count(
     session: AsyncSession, scope: BulkFilter | replay_scope.DistributionScope, *, last_id: int,
     settings: Settings,
 ) -> int:  # fmt: skip
     bound = settings.replay_max_rows
-    total = await replay_scope.count(session, scope, last_id=last_id, cap=bound + 1)
+    async with bounded(session, settings.ops_statement_timeout_seconds, narrow=NARROW_REPLAY):
+        total = await replay_scope.count(session, scope, last_id=last_id, cap=bound + 1)
     if total > bound:
         raise ReplayBoundError(
             f"this covers more than {bound} rows; REPLAY_MAX_ROWS is {bound}: narrow it "

@@ -43,4 +43,9 @@ class WebhookEvent(Base):
         UniqueConstraint("voucherify_event_id", "source_id"),
         Index("ix_webhook_events_received_at", "received_at"),
         Index("ix_webhook_events_event_type_received_at", "event_type", "received_at"),
+        # The ops list's filters, in its page order (migrations/versions/0016).
+        Index("ix_webhook_events_event_type_id", "event_type", "id"),
+        Index("ix_webhook_events_outcome_id", "outcome", "id"),
+        Index("ix_webhook_events_customer_id_id", "customer_id", "id"),
+        Index("ix_webhook_events_customer_source_id_id", "customer_source_id", "id"),
     )
