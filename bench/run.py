@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import burst, door, drain, e2e, intake, memory
+from bench import scale as scale_scenario
 
 RESULTS = Path(__file__).parent / "results.json"
 # Runs at another scale or of some scenarios only: not the figures docs/benchmarks.md quotes.
@@ -235,9 +236,8 @@ def main() -> int:
         "burst": lambda: burst.run(seconds=max(2.0, 20 * scale), wave=int(5_000 * scale),
                                    history=int(52_000 * scale), users=int(5_000 * scale)),
         "door": lambda: door.run(seconds=max(4.0, 10 * scale)),
-
-
-        "scale": lambda: scale.run(events=int(10_000_000 * scale), waiting=int(1_000_000 * scale)),
+        "scale": lambda: scale_scenario.run(events=int(10_000_000 * scale),
+                                            waiting=int(1_000_000 * scale)),
     }  # fmt: skip
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
