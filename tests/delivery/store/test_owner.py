@@ -34,7 +34,9 @@ OWNERS: dict[str, tuple[str, ...]] = {
         "app.ops.bulk_replay",
         "app.delivery.store.retention",
     ),
-    "distributions": ("app.distributions.service",),
+    # queue_change records its batches' progress (queue_changed, and the mark cleared when
+    # done) in each batch's own transaction; the service sets the mark.
+    "distributions": ("app.distributions.service", "app.delivery.store.queue_change"),
 }
 _SQL = re.compile(
     r"\b(?:INSERT\s+INTO\s+([a-z_]+)|UPDATE\s+([a-z_]+)\s+(?:AS\s+\w+\s+)?SET|DELETE\s+FROM\s+([a-z_]+))\b",
