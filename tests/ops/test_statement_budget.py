@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -46,7 +47,8 @@ async def test_a_list_past_the_statement_timeout_answers_filter_too_slow_naming_
 ) -> None:  # fmt: skip
     async with locker.transaction():
         await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-        answer = await slow_client.get(path, headers=READER)
+        async with asyncio.timeout(30):  # a statement left unbounded would wait for good
+            answer = await slow_client.get(path, headers=READER)
     assert answer.status_code == 503, answer.text
     error = answer.json()["error"]
     assert error["code"] == "filter_too_slow"
