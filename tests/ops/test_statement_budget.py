@@ -64,9 +64,10 @@ async def test_a_bulk_replay_plan_past_the_statement_timeout_answers_filter_too_
     body = {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}
     async with locker.transaction():
         await locker.execute("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE")
-        answer = await slow_client.post(
-            "/api/v1/replays/plan", json={"filter": body}, headers=WRITER
-        )
+        async with asyncio.timeout(30):  # a statement left unbounded would wait for good
+            answer = await slow_client.post(
+                "/api/v1/replays/plan", json={"filter": body}, headers=WRITER
+            )
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "filter_too_slow"
     assert "a shorter since/until window" in answer.json()["error"]["message"]
