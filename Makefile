@@ -36,7 +36,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Benchmarks against same-run baselines (~15 min; BENCH_SCALE=0.1 for a quick one)
+bench: $(STAMP) ## Benchmarks against same-run baselines (~25 min, 14 GB of disk for scale; BENCH_SCALE=0.1 for a quick one)
 	$(BIN)/python -m bench.run
 
 soak: $(STAMP) ## Faults, kills and restarts with 2 APIs and 2 workers (~6 min; SOAK_SCALE=0.1: ~2 min)

@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     )  # fmt: skip
 
     # Ops API.
+    ops_statement_timeout_seconds: float = Field(
+        default=5.0, gt=0,
+        description="Seconds an ops list read, a bulk replay's count or plan may run in "
+        "Postgres; past it the answer is 503 `filter_too_slow` naming the filters that narrow "
+        "it (every documented filter has an index: a wide time window on a long history is "
+        "what reaches it).",
+    )  # fmt: skip
     ops_api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Bearer tokens of /api/v1, comma separated `name:scope:token` (scope `read` "

@@ -56,7 +56,8 @@ _ERROR_DESCRIPTIONS = {
     413: "the body is over API_MAX_BODY_BYTES",
     415: "the body was not sent with Content-Type: application/json",
     422: "the request is invalid; details says where",
-    503: "the database is unavailable: retry later (Retry-After)",
+    503: "the database is unavailable: retry later (Retry-After); or `filter_too_slow`: the "
+    "filter could not be served within OPS_STATEMENT_TIMEOUT_SECONDS (narrow it)",
 }
 # The errors any ops API operation may answer, declared once per router (`responses=`); the
 # OpenAPI document keeps only those each operation can answer (app/openapi/errors.py).

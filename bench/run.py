@@ -11,16 +11,18 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import burst, door, drain, e2e, intake, memory
+from bench import scale as scale_scenario
 
 RESULTS = Path(__file__).parent / "results.json"
 # Runs at another scale or of some scenarios only: not the figures docs/benchmarks.md quotes.
 PARTIAL_RESULTS = Path(__file__).parent / "results-partial.json"
-SCENARIOS = ("intake", "drain", "e2e", "memory", "burst", "door")
+SCENARIOS = ("intake", "drain", "e2e", "memory", "burst", "door", "scale")
 
 
 def machine() -> str:
@@ -73,6 +75,7 @@ def table(results: dict[str, Any]) -> str:
         ]  # fmt: skip
     rows += _e2e_rows(results.get("e2e")) + _memory_rows(results.get("memory"))
     rows += _burst_rows(results.get("burst")) + _door_rows(results.get("door"))
+    rows += _scale_rows(results.get("scale"))
     widths = [max(len(str(row[c])) for row in rows) for c in range(len(rows[0]))]
     lines = [" | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
@@ -155,6 +158,61 @@ def _door_rows(d: dict[str, Any] | None) -> list[tuple[str, ...]]:
     ]  # fmt: skip
 
 
+def _scale_rows(s: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not s:
+        return []
+    large, small = s["large"], s["small"]
+    at = f"{large['events']:,} events, {large['waiting']:,} waiting"
+    lists = large["lists_p99_ms"]
+    slowest = max(lists, key=lists.get)
+    rows: list[tuple[str, ...]] = [
+        (
+            f"scale Braze claim p99 ({at})",
+            f"{large['braze_claim_p99_ms']:.1f} ms",
+            f"{small['braze_claim_p99_ms']:.1f} ms at 1/100",
+            f"{s['braze_claim_ratio']:.2f}",
+            "<= 1.50, < 20 ms",
+        ),
+        (
+            "scale busy-user check and lease p99",
+            f"{large['busy_user_check_p99_ms']:.1f} ms",
+            f"{small['busy_user_check_p99_ms']:.1f} ms",
+            "",
+            "< 20 ms",
+        ),
+        (
+            "scale publisher claim p99",
+            f"{large['publisher_claim_p99_ms']:.1f} ms",
+            f"{small['publisher_claim_p99_ms']:.1f} ms",
+            f"{s['publisher_claim_ratio']:.2f}",
+            "<= 1.50, < 20 ms",
+        ),
+        (
+            "scale queue metrics scrape p99",
+            f"{large['metrics_scrape_p99_ms']:.1f} ms",
+            f"{small['metrics_scrape_p99_ms']:.1f} ms",
+            "",
+            "",
+        ),
+        (
+            f"scale ops lists p99, {len(lists)} filters and orders (slowest: {slowest})",
+            f"{min(lists.values()):.1f} to {max(lists.values()):.1f} ms",
+            "",
+            "",
+            "< 100 ms",
+        ),
+    ]
+    for action in ("pause", "resume"):
+        change = large["queue_change"][action]
+        rows.append((
+            f"scale {action} of {change['rows']:,} waiting: answer / done / longest claim",
+            f"{change['answered_ms']:.0f} ms / {change['seconds']:.1f} s / "
+            f"{change['claim_max_ms']:.0f} ms", f"{change['claims']} claims meanwhile", "",
+            "claim < 1 s",
+        ))  # fmt: skip
+    return rows  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="voucher-relay benchmarks. BENCH_SCALE (default 1) scales every size and "
@@ -169,7 +227,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
 
-    scenarios = {
+    scenarios: dict[str, Callable[[], Any]] = {
         "intake": lambda: intake.run(seconds=max(2.0, 20 * scale)),
         "drain": lambda: drain.run(users=int(100_000 * scale)),
         "e2e": lambda: e2e.run(users=int(20_000 * scale), webhooks=int(50_000 * scale)),
@@ -178,6 +236,8 @@ def main() -> int:
         "burst": lambda: burst.run(seconds=max(2.0, 20 * scale), wave=int(5_000 * scale),
                                    history=int(52_000 * scale), users=int(5_000 * scale)),
         "door": lambda: door.run(seconds=max(4.0, 10 * scale)),
+        "scale": lambda: scale_scenario.run(events=int(10_000_000 * scale),
+                                            waiting=int(1_000_000 * scale)),
     }  # fmt: skip
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

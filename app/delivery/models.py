@@ -109,9 +109,33 @@ class Delivery(TimestampMixin, Base):
             "lease_expires_at",
             postgresql_where=text("status = 'in_flight' AND lease_expires_at IS NOT NULL"),
         ),
+        # A distribution's waiting rows, for its queue changes (app/delivery/store/queue_change.py);
+        # `distribution_id IS NOT NULL` is implied by no claim.
+        Index(
+            "ix_deliveries_waiting_by_distribution",
+            "distribution_id",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(
+                "distribution_id IS NOT NULL AND status IN ('pending', 'in_flight')"
+            ),
+        ),
         Index("ix_deliveries_distribution_id_created_at", "distribution_id", "created_at"),
         Index("ix_deliveries_event_id", "event_id"),
-        Index("ix_deliveries_braze_user_key", "braze_user_key"),
+        # The ops list's filters, in its page order (migrations/versions/0016).
+        Index("ix_deliveries_distribution_id_id", "distribution_id", "id"),
+        Index(
+            "ix_deliveries_settled_status_id",
+            "status",
+            "id",
+            postgresql_where=text("status NOT IN ('pending', 'in_flight')"),
+        ),
+        Index("ix_deliveries_braze_user_key_id", "braze_user_key", "id"),
+        Index("ix_deliveries_trigger_id", "trigger", "id"),
+        Index(
+            "ix_deliveries_run_id_id", "run_id", "id", postgresql_where=text("run_id IS NOT NULL")
+        ),
+        Index("ix_deliveries_created_at", "created_at"),
         # Retention deleting a replay sets this to NULL: find the rows without a scan. Partial:
         # few deliveries are ever replayed, so the hot path's inserts rarely touch it.
         Index(

@@ -36,6 +36,10 @@ class Distribution(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="active")
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A change of the whole queue still being carried out in batches (hold, release or skip;
+    # app/delivery/store/queue_change.py) and the rows it changed so far.
+    queue_change: Mapped[str | None] = mapped_column(String(10))
+    queue_changed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
         # Names are unique among live distributions; a deleted one frees its name.

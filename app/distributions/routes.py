@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, status
 from pydantic import AfterValidator
 
 from app.api.auth import OpsAuthDep, OpsWriterDep
 from app.db.session import SessionDep
+from app.delivery.store.queue_change import carry_out_on
 from app.distributions import preview as preview_service
 from app.distributions import repository, service
 from app.distributions.fields import FIELDS, NOTES
+from app.distributions.models import Distribution
 from app.distributions.schemas import (
     DistributionConfig,
     DistributionList,
@@ -68,46 +70,61 @@ async def get(distribution_id: uuid.UUID, session: SessionDep, _: OpsAuthDep) ->
 
 @router.put("/distributions/{distribution_id}", summary="Replace (the version goes up)")
 async def replace(
-    distribution_id: uuid.UUID, body: DistributionConfig, session: SessionDep, _: OpsWriterDep
-) -> DistributionRead:
+    distribution_id: uuid.UUID, body: DistributionConfig, session: SessionDep, _: OpsWriterDep,
+    request: Request, background: BackgroundTasks,
+) -> DistributionRead:  # fmt: skip
     updated = await service.replace(session=session, distribution_id=distribution_id, config=body)
-    return service.read_model(updated)
+    return _answer(updated, request, background)
 
 
 @router.patch("/distributions/{distribution_id}", summary="Change some fields (version goes up)")
 async def patch(
-    distribution_id: uuid.UUID, body: DistributionPatch, session: SessionDep, _: OpsWriterDep
-) -> DistributionRead:
+    distribution_id: uuid.UUID, body: DistributionPatch, session: SessionDep, _: OpsWriterDep,
+    request: Request, background: BackgroundTasks,
+) -> DistributionRead:  # fmt: skip
     updated = await service.patch(session=session, distribution_id=distribution_id, changes=body)
-    return service.read_model(updated)
+    return _answer(updated, request, background)
 
 
 @router.post("/distributions/{distribution_id}/pause", summary="Stop matching new events")
 async def pause(
-    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep
-) -> DistributionRead:
+    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep, request: Request,
+    background: BackgroundTasks,
+) -> DistributionRead:  # fmt: skip
     updated = await service.set_status(
         session=session, distribution_id=distribution_id, status="paused"
     )
-    return service.read_model(updated)
+    return _answer(updated, request, background)
 
 
 @router.post("/distributions/{distribution_id}/resume", summary="Match new events again")
 async def resume(
-    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep
-) -> DistributionRead:
+    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep, request: Request,
+    background: BackgroundTasks,
+) -> DistributionRead:  # fmt: skip
     updated = await service.set_status(
         session=session, distribution_id=distribution_id, status="active"
     )
-    return service.read_model(updated)
+    return _answer(updated, request, background)
 
 
 @router.delete("/distributions/{distribution_id}", summary="Soft delete (history stays readable)")
 async def delete(
-    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep
-) -> DistributionRead:
+    distribution_id: uuid.UUID, session: SessionDep, _: OpsWriterDep, request: Request,
+    background: BackgroundTasks,
+) -> DistributionRead:  # fmt: skip
     deleted = await service.soft_delete(session=session, distribution_id=distribution_id)
-    return service.read_model(deleted)
+    return _answer(deleted, request, background)
+
+
+def _answer(
+    distribution: Distribution, request: Request, background: BackgroundTasks
+) -> DistributionRead:
+    """The distribution as stored; a change of its queue (a pause, resume or delete) is carried
+    out in batches once the answer is sent (and its transaction committed)."""
+    if distribution.queue_change is not None:
+        background.add_task(carry_out_on, request.app.state.engine, distribution.id)
+    return service.read_model(distribution)
 
 
 @router.post(

@@ -208,6 +208,14 @@ class DistributionRead(DistributionConfig):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+    queue_change: Literal["hold", "release", "skip"] | None = Field(
+        default=None,
+        description="a pause, resume or delete still changing the waiting deliveries, in "
+        "batches after the answer: hold (no longer sent), release (due now) or skip (deleted)",
+    )
+    queue_changed: int = Field(
+        default=0, description="waiting deliveries that change (`queue_change`) has changed so far"
+    )
 
 
 class DistributionList(BaseModel):

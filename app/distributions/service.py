@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.store.hold import hold_paused, release, skip_deleted
+from app.delivery.store.queue_change import HOLD, RELEASE, SKIP
 from app.distributions import repository, rules
 from app.distributions.models import Distribution
 from app.distributions.schemas import DistributionConfig, DistributionPatch, DistributionRead
@@ -105,9 +105,10 @@ async def soft_delete(*, session: AsyncSession, distribution_id: uuid.UUID) -> D
     distribution.deleted_at = datetime.now(UTC)
     distribution.version += 1
     if distribution.status == "paused":
-        await session.flush()  # the sweep's statement reads the distribution as deleted
-        dropped = await skip_deleted(session)
-        logger.info("distribution %s deleted: %d held deliveries skipped", distribution.id, dropped)
+        _mark_queue_change(distribution, SKIP)
+        logger.info(
+            "distribution %s deleted: its held deliveries are being skipped", distribution.id
+        )
     await session.flush()
     await session.refresh(distribution)
     return distribution
@@ -136,15 +137,25 @@ async def _apply(
         setattr(distribution, name, value)
     distribution.version += 1
     await _flush_unique_name(session, config.name)
-    # Pausing holds what is queued (nothing more goes to Braze); resuming sends it.
+    # Pausing holds what is queued (nothing more goes to Braze); resuming sends it. Both in
+    # batches after the answer (app/delivery/store/queue_change.py): the claims skip a paused
+    # distribution's deliveries from this commit on.
     if config.status == "paused" and was != "paused":
-        held = await hold_paused(session)
-        logger.info("distribution %s paused: %d queued deliveries held", distribution.id, held)
+        _mark_queue_change(distribution, HOLD)
+        logger.info("distribution %s paused: its queued deliveries are being held", distribution.id)
     elif was == "paused" and config.status != "paused":
-        released = await release(session, distribution.id)
-        logger.info("distribution %s resumed: %d held deliveries due", distribution.id, released)
+        _mark_queue_change(distribution, RELEASE)
+        logger.info(
+            "distribution %s resumed: its held deliveries are being released", distribution.id
+        )
+    await session.flush()
     await session.refresh(distribution)
     return distribution
+
+
+def _mark_queue_change(distribution: Distribution, change: str) -> None:
+    distribution.queue_change = change
+    distribution.queue_changed = 0
 
 
 async def _flush_unique_name(session: AsyncSession, name: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, text, tuple_
@@ -29,6 +29,7 @@ from app.ops.bulk_replay import advance
 from app.ops.models import CANCELED, DONE, QUEUED, RUNNING, Replay
 from app.ops.replay_schemas import BulkFilter, DistributionReplayRequest, ReplayPlan
 from app.ops.requeue import Tally, rerun
+from app.ops.statement_budget import bounded
 from app.webhooks.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -104,8 +105,9 @@ async def replay_distribution(
         since=request.since, until=request.until or datetime.now(UTC),
     )  # fmt: skip
     check_window(scope.since, scope.until, settings)
-    last_id = await replay_scope.last_event_id(session)
-    total = await _bounded_count(session, scope, last_id=last_id, settings=settings)
+    last_id, total = await _bounded_count(
+        session, scope, last_id_of=replay_scope.last_event_id, settings=settings
+    )
     replay = await _record(
         session, kind="distribution", principal=principal, force=request.force,
         filter=scope.model_dump(mode="json"), total=total, last_id=last_id,
@@ -130,8 +132,9 @@ async def request_bulk(
     """Queue a bulk replay of every settled delivery the filter matches now (the worker runs
     it); refused past the bounds."""
     check_window(scope.since, scope.until, settings)
-    last_id = await replay_scope.last_delivery_id(session)
-    total = await _bounded_count(session, scope, last_id=last_id, settings=settings)
+    last_id, total = await _bounded_count(
+        session, scope, last_id_of=replay_scope.last_delivery_id, settings=settings
+    )
     return await _record(
         session, kind="bulk", principal=principal, force=force,
         filter=scope.model_dump(mode="json", exclude_none=True), total=total, last_id=last_id,
@@ -141,9 +144,11 @@ async def request_bulk(
 async def plan_bulk(*, session: AsyncSession, scope: BulkFilter, settings: Settings) -> ReplayPlan:
     """What `request_bulk` with this filter would take up now; changes nothing."""
     check_window(scope.since, scope.until, settings)
-    last_id = await replay_scope.last_delivery_id(session)
-    await _bounded_count(session, scope, last_id=last_id, settings=settings)
-    return await replay_scope.plan(session, scope, last_id=last_id)
+    last_id, _ = await _bounded_count(
+        session, scope, last_id_of=replay_scope.last_delivery_id, settings=settings
+    )
+    async with bounded(session, settings.ops_statement_timeout_seconds, narrow=NARROW_REPLAY):
+        return await replay_scope.plan(session, scope, last_id=last_id)
 
 
 async def cancel(
@@ -224,19 +229,26 @@ def check_window(since: datetime | None, until: datetime | None, settings: Setti
         )
 
 
+NARROW_REPLAY = "a shorter since/until window, a distribution, a status or a Braze user"
+
+
 async def _bounded_count(
-    session: AsyncSession, scope: BulkFilter | replay_scope.DistributionScope, *, last_id: int,
-    settings: Settings,
-) -> int:  # fmt: skip
+    session: AsyncSession, scope: BulkFilter | replay_scope.DistributionScope, *,
+    last_id_of: Callable[[AsyncSession], Awaitable[int]], settings: Settings,
+) -> tuple[int, int]:  # fmt: skip
+    """The newest row id the replay covers and how many rows it takes up; refused past
+    REPLAY_MAX_ROWS, and past OPS_STATEMENT_TIMEOUT_SECONDS (both statements)."""
     bound = settings.replay_max_rows
-    total = await replay_scope.count(session, scope, last_id=last_id, cap=bound + 1)
+    async with bounded(session, settings.ops_statement_timeout_seconds, narrow=NARROW_REPLAY):
+        last_id = await last_id_of(session)
+        total = await replay_scope.count(session, scope, last_id=last_id, cap=bound + 1)
     if total > bound:
         raise ReplayBoundError(
             f"this covers more than {bound} rows; REPLAY_MAX_ROWS is {bound}: narrow it "
             "(a shorter window, a status, a distribution)",
             details={"bound": "REPLAY_MAX_ROWS", "limit": bound},
         )
-    return total
+    return last_id, total
 
 
 async def _record(

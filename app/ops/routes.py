@@ -29,6 +29,7 @@ from app.ops.schemas import (
     EventDetail,
     EventSummary,
 )
+from app.ops.statement_budget import bounded
 from app.webhooks.matching import Outcome
 from app.webhooks.models import WebhookEvent
 
@@ -45,6 +46,17 @@ class BadWindowError(VoucherRelayError):
     code = "validation_error"
 
 
+NARROW_EVENTS = "?customer=, ?type= or a shorter ?since=/?until= window"
+NARROW_DELIVERIES = (
+    "?braze_user_key=, ?event_id=, ?run_id=, ?distribution_id= or a shorter ?since=/?until= window"
+)
+
+
+def _timeout(request: Request) -> float:
+    seconds: float = request.app.state.settings.ops_statement_timeout_seconds
+    return seconds
+
+
 def _window(since: datetime | None, until: datetime | None) -> None:
     if since and until and since >= until:
         raise BadWindowError("since must be before until")
@@ -52,7 +64,7 @@ def _window(since: datetime | None, until: datetime | None) -> None:
 
 @router.get("/events", summary="Stored webhooks, newest first")
 async def list_events(
-    session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
+    request: Request, session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
     type: str | None = None, outcome: Outcome | None = None,
     customer: Annotated[str | None, Query(description="customer id or source_id")] = None,
     since: Since = None, until: Until = None,
@@ -61,7 +73,8 @@ async def list_events(
     query = repository.events_query(
         event_type=type, outcome=outcome, customer=customer, since=since, until=until
     )
-    rows, next_cursor = await page(session, query, WebhookEvent.id, limit=limit, cursor=cursor)
+    async with bounded(session, _timeout(request), narrow=NARROW_EVENTS):
+        rows, next_cursor = await page(session, query, WebhookEvent.id, limit=limit, cursor=cursor)
     return Page(items=[EventSummary.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -86,7 +99,7 @@ async def get_event(event_id: RowId, session: SessionDep, _: OpsAuthDep) -> Even
 
 @router.get("/deliveries", summary="Deliveries, newest first")
 async def list_deliveries(
-    session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
+    request: Request, session: SessionDep, _: OpsAuthDep, limit: Limit = 50, cursor: Cursor = None,
     distribution_id: uuid.UUID | None = None, status: DeliveryStatus | None = None,
     braze_user_key: Annotated[str | None, Query(description="e.g. external_id:u-1")] = None,
     trigger: DeliveryTrigger | None = None,
@@ -99,7 +112,8 @@ async def list_deliveries(
          "trigger": trigger, "event_id": event_id, "run_id": run_id, "since": since,
          "until": until}
     )  # fmt: skip
-    rows, next_cursor = await page(session, query, Delivery.id, limit=limit, cursor=cursor)
+    async with bounded(session, _timeout(request), narrow=NARROW_DELIVERIES):
+        rows, next_cursor = await page(session, query, Delivery.id, limit=limit, cursor=cursor)
     return Page(items=[DeliverySummary.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 

@@ -8,11 +8,7 @@ due meanwhile: one in flight at the pause that Braze failed goes back to pending
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery.store.skipping import skip_statement
 
@@ -22,22 +18,17 @@ HELD_UNTIL = "9999-01-01 00:00:00+00"
 # For the claims' WHERE clauses; `d` is the delivery. The paused ids are read once per
 # statement (an uncorrelated ARRAY(...) is an init plan): a per-row NOT EXISTS changed the
 # claims' plans and doubled Postgres' CPU per Braze request in `make bench` (drain).
-NOT_PAUSED = """
-    d.distribution_id <> ALL (ARRAY(SELECT id FROM distributions WHERE status = 'paused'))
+PAUSED = "ARRAY(SELECT id FROM distributions WHERE status = 'paused')"
+NOT_PAUSED = f"""
+    d.distribution_id <> ALL ({PAUSED})
 """
 
-_RELEASE = text(f"""
-UPDATE deliveries SET next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
-WHERE distribution_id = :distribution_id AND status IN ('pending', 'in_flight')
-  AND next_attempt_at >= '{HELD_UNTIL}'
-""")
-
 # What paused distributions have waiting, and what a distribution deleted while paused left
-# (nothing could resume it). Run at once by a pause or a delete, and by the sweep (`tend`,
-# every worker, every TEND_SECONDS), which catches what those could not see: a send in flight
-# at the pause that Braze failed (back to pending with a retry), a row another transaction was
-# writing at that moment, a retry of a canceled replay's delivery. No parameters: both drivers
-# (the API's session, the worker's asyncpg pool) run them as they are.
+# (nothing could resume it). A pause or a delete changes the queue in batches
+# (queue_change.py); the sweep (`tend`, every worker, every TEND_SECONDS) catches what those
+# could not see: a send in flight at the pause that Braze failed (back to pending with a
+# retry), a row a claim or another transaction held at that moment, a retry of a canceled
+# replay's delivery.
 TEND_SECONDS = 30.0
 DELETED_WHILE_PAUSED = "the distribution was deleted while paused"
 _PAUSED = "ARRAY(SELECT id FROM distributions WHERE status = 'paused' AND deleted_at IS NULL)"
@@ -56,24 +47,6 @@ _WITHDRAW_CANCELED = skip_statement(
     " AND status = 'pending'",
     reason="replay_canceled", message="'the replay was canceled'",
 )  # fmt: skip
-
-
-async def hold_paused(session: AsyncSession) -> int:
-    """Hold what paused distributions have waiting (a pause, in its transaction); how many."""
-    result = await session.execute(text(_HOLD_PAUSED))
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def release(session: AsyncSession, distribution_id: uuid.UUID) -> int:
-    """Make the held deliveries due now; how many."""
-    result = await session.execute(_RELEASE, {"distribution_id": distribution_id})
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def skip_deleted(session: AsyncSession) -> int:
-    """Skip what distributions deleted while paused left waiting (a delete); how many."""
-    result = await session.execute(text(_SKIP_DELETED))
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def tend(pool: asyncpg.Pool) -> tuple[int, int, int]:

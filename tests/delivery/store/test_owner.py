@@ -34,7 +34,9 @@ OWNERS: dict[str, tuple[str, ...]] = {
         "app.ops.bulk_replay",
         "app.delivery.store.retention",
     ),
-    "distributions": ("app.distributions.service",),
+    # queue_change records its batches' progress (queue_changed, and the mark cleared when
+    # done) in each batch's own transaction; the service sets the mark.
+    "distributions": ("app.distributions.service", "app.delivery.store.queue_change"),
     "console_sessions": ("app.console.sessions",),
 }
 _SQL = re.compile(
