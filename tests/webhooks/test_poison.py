@@ -4,6 +4,7 @@ Voucherify retries for a day, then pauses the whole webhook)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,6 +59,22 @@ async def test_a_source_id_braze_refuses_is_stored_and_skipped_with_its_reason(
     delivery = (await session.execute(select(Delivery))).scalar_one()
     assert (delivery.status, delivery.skip_reason) == ("skipped", "no_identifier")
     assert "987 bytes" in (delivery.last_error or "")
+
+
+async def test_incompressible_customer_ids_of_any_length_are_stored(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The customer lookups index these unbounded values: an index that cannot take a long,
+    incompressible one (a btree past ~2.7 kB) would fail the webhook's insert on every retry."""
+    await add_distribution(session)
+    source_id, customer_id = secrets.token_hex(4000), secrets.token_hex(4000)
+    body = entered("ev_random_ids", source_id)
+    body["data"]["customer"]["id"] = customer_id
+    response = await post(client, body)
+    assert response.status_code == 202, response.text
+    event = await session.get(WebhookEvent, response.json()["event_id"])
+    assert event is not None
+    assert (event.customer_source_id, event.customer_id) == (source_id, customer_id)
 
 
 def _in_a_shared_batch(monkeypatch: pytest.MonkeyPatch, event_id: str) -> list[int]:
