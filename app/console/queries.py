@@ -22,7 +22,7 @@ from app.delivery.models import Delivery, DeliveryAttempt
 from app.webhooks.models import WebhookEvent
 
 SCAN_CAP = 50_000
-COUNT_CAP = 2_000
+COUNT_CAP = 500
 HOURS_SHOWN = 3
 CUSTOMER_ROWS = 50
 # The identity types a customer's Braze user key can start with (mapping: `<type>:<value>`).
@@ -69,13 +69,23 @@ SELECT count(*) AS n, min(next_attempt_at) AS oldest FROM (
 ) AS waiting
 """)
 # Per distribution: its deliveries of the last 24 hours by status, at most COUNT_CAP each.
+# The window is turned into an id bound first (ids and creation times grow together): each
+# distribution then reads its newest COUNT_CAP rows from its (distribution_id, id) index. A
+# per-distribution probe on created_at instead walked the whole day's deliveries of every
+# distribution (5.5 s a page on the 10-million-event database of the scale benchmark).
 _LAST_24H = text("""
+WITH bound AS (
+    SELECT coalesce(
+        (SELECT id FROM deliveries WHERE created_at >= :since ORDER BY created_at LIMIT 1),
+        9223372036854775807) AS first_id
+)
 SELECT d.id AS distribution_id, recent.status, count(*) AS n
 FROM distributions AS d
+CROSS JOIN bound
 CROSS JOIN LATERAL (
     SELECT status FROM deliveries
-    WHERE distribution_id = d.id AND created_at >= :since
-    ORDER BY created_at DESC LIMIT :cap
+    WHERE distribution_id = d.id AND id >= bound.first_id
+    ORDER BY id DESC LIMIT :cap
 ) AS recent
 WHERE d.deleted_at IS NULL
 GROUP BY 1, 2
