@@ -37,6 +37,7 @@ from app.webhooks import event_time, group_commit
 from app.webhooks.distribution_cache import DistributionCache
 from app.webhooks.group_commit import Pending, StoredEvent
 from app.webhooks.inbox_pool import CONNECTION_ERRORS, create_pool
+from app.webhooks.recent_events import RecentEvents
 from app.webhooks.signature import SignatureResult
 
 logger = logging.getLogger(__name__)
@@ -68,11 +69,15 @@ class Inbox:
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
         self._cache = DistributionCache()
+        self._recent = RecentEvents()
 
     async def store(
         self, *, envelope: Envelope, raw_body: bytes, signature: SignatureResult
     ) -> StoredEvent:
         """Store the event and its deliveries (or find it stored before); return after commit."""
+        known = self._recent.duplicate((envelope.event_id, envelope.source_id))
+        if known is not None:
+            return known
         if not self._writers:
             # A fresh context: created inside the first request, the writers would otherwise
             # log that request's id on every line, for every webhook after it.
@@ -173,6 +178,7 @@ class Inbox:
             else:
                 event_id, outcome = existing[key]
                 answer = StoredEvent(event_id, True, outcome, 0)
+            self._recent.remember(key, answer.event_id, answer.outcome)
             if not pending.answer.done():
                 pending.answer.set_result(answer)
         if self._on_deliveries is not None and any(counts.values()):

@@ -19,6 +19,7 @@ from app.distributions.schemas import DistributionConfig
 from app.distributions.service import create
 from app.main import create_app
 from app.observability import RedactSecrets
+from app.webhooks import group_commit
 from app.webhooks.models import WebhookEvent
 from tests.conftest import truncate_all
 from tests.distributions.test_samples import EXPECTED
@@ -225,6 +226,39 @@ async def test_duplicate_webhook_creates_no_second_delivery(
     }
     assert await count(session, WebhookEvent) == 1
     assert await count(session, Delivery) == 1
+
+
+async def test_a_webhook_sent_again_is_answered_without_the_database(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await add_distribution(session)
+    calls: list[str] = []
+    store, existing = group_commit.store, group_commit.existing
+
+    async def counted_store(*args: Any) -> Any:
+        calls.append("store")
+        return await store(*args)
+
+    async def counted_existing(*args: Any) -> Any:
+        calls.append("existing")
+        return await existing(*args)
+
+    monkeypatch.setattr(group_commit, "store", counted_store)
+    monkeypatch.setattr(group_commit, "existing", counted_existing)
+    body = sample("customer.segment.entered")
+    first = await post(client, body)
+    assert first.status_code == 202
+    writes = len(calls)
+    again = [await post(client, body) for _ in range(3)]
+    assert len(calls) == writes  # no statement for any of them
+    assert [r.status_code for r in again] == [200, 200, 200]
+    assert {tuple(sorted(r.json().items())) for r in again} == {
+        (("deliveries", 0), ("duplicate", True), ("event_id", first.json()["event_id"]),
+         ("outcome", "matched")),
+    }  # fmt: skip
+    assert await count(session, WebhookEvent) == 1
 
 
 async def test_same_event_from_another_source_is_a_new_event(
