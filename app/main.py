@@ -116,6 +116,7 @@ def create_app(
             yield
         finally:
             process_running("api").dec()
+            await app.state.metrics_database.close()
             await app.state.inbox.close()
             if owned_engine:
                 await app.state.engine.dispose()

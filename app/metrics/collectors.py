@@ -3,15 +3,24 @@
 Any process (and any number of them) reports the same numbers because they come from the one
 database, not from process memory. The reads are cheap (the queue is counted through its
 partial indexes, each count capped at QUEUE_COUNT_CAP; the gate is one row) and cached for
-`max_age` seconds, so a storm of scrapes costs one query per process per interval. Counting
-every delivery in the table is the one read that grows with retention (a sequential scan):
-it is cached longer, for `table_max_age` seconds. Each read runs under a statement timeout;
-when the database does not answer, only `voucher_relay_database_up 0` is reported.
+`max_age` seconds, so a storm of scrapes costs one query per process per interval. Each read
+runs under a statement timeout; when the database does not answer, only
+`voucher_relay_database_up 0` is reported.
+
+Counting every delivery by status is the one read that grows with retention (a sequential
+scan: seconds at ten million rows). It runs on its own connection under its own timeout,
+started by a scrape that finds it stale; the scrape waits for it only briefly (a young table
+is counted within that wait) and otherwise reports the last count. A count is stale after
+`table_max_age` seconds; one that took longer than the scrape's wait only after a hundred
+times what it took, so the counts never cost more than 1% of one Postgres core, whatever the
+retention.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Iterator
@@ -20,7 +29,6 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.delivery.store.hold import NOT_PAUSED, PAUSED
@@ -29,6 +37,11 @@ logger = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 2000
 TABLE_COUNTS_MAX_AGE = 60.0
+# How long a scrape waits for a table count it started; the count's own statement timeout.
+TABLE_COUNT_WAIT_SECONDS = 0.5
+TABLE_COUNT_TIMEOUT_MS = 300_000
+# A count is not started again before this many times its own duration has passed.
+TABLE_COUNT_PERIOD_FACTOR = 100
 GATE_STATES = ("open", "paused", "blocked")
 
 # A scrape costs what it must whatever the backlog (a million waiting after a Braze outage):
@@ -78,7 +91,7 @@ SELECT {_capped(_TO_SEND)} AS to_send, {_capped(_TO_PUBLISH)} AS to_publish,
     extract(epoch FROM clock_timestamp() - least({_oldest(_TO_SEND)}, {_oldest(_TO_PUBLISH)}))
         AS oldest_due_age
 """)
-_TABLE = text("""
+DELIVERIES_BY_STATUS = text("""
 SELECT status, coalesce(skip_reason, '') AS skip_reason, count(*) AS n
 FROM deliveries GROUP BY 1, 2
 """)
@@ -121,8 +134,10 @@ class DatabaseState:
         workspace: str | None,
         max_age: float = 5.0,
         table_max_age: float | None = None,
+        table_counts: bool = True,
     ) -> None:
-        """`workspace` is the Braze gate to report (None without a Braze key)."""
+        """`workspace` is the Braze gate to report (None without a Braze key); without
+        `table_counts`, deliveries are not counted by status."""
         self._engine = engine
         self._workspace = workspace
         self._max_age = max_age
@@ -130,7 +145,18 @@ class DatabaseState:
             else table_max_age  # fmt: skip
         self._lock = asyncio.Lock()
         self._snapshot: tuple[float, Snapshot] | None = None
-        self._table: tuple[float, dict[tuple[str, str], int]] | None = None
+        self._table: dict[tuple[str, str], int] = {}
+        # Monotonic time after which the table is counted again.
+        self._table_due = 0.0 if table_counts else float("inf")
+        self._counting: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        """Stop a table count in progress (its statement is canceled with its connection)."""
+        if self._counting is not None:
+            self._counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._counting
+            self._counting = None
 
     async def read(self) -> Snapshot:
         async with self._lock:  # concurrent scrapes wait for the one read in progress
@@ -165,20 +191,43 @@ class DatabaseState:
                 "blocked" if found.blocked else "paused" if found.paused else "open",
                 float(found.blocked_seconds), float(found.pause_remaining),
             )  # fmt: skip
-        if self._table is None or now - self._table[0] >= self._table_max_age:
-            self._table = (now, await self._count_table(connection))
-        return Snapshot(True, queue, due, oldest, self._table[1], gate, capped)
+        await self._table_counted(now)
+        return Snapshot(True, queue, due, oldest, self._table, gate, capped)
 
-    async def _count_table(self, connection: AsyncConnection) -> dict[tuple[str, str], int]:
-        """Every delivery by status and skip reason; empty (and tried again `table_max_age`
-        later) when the table is too big to count within the statement timeout."""
+    async def _table_counted(self, now: float) -> None:
+        """Start a count when the last one is stale, and give it a moment to finish."""
+        if self._counting is None and now >= self._table_due:
+            # A context of its own: its log lines are not the scrape's request.
+            self._counting = asyncio.create_task(
+                self._count_table(), name="metrics-table-count", context=contextvars.Context()
+            )
+        if self._counting is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._counting), TABLE_COUNT_WAIT_SECONDS)
+
+    async def _count_table(self) -> None:
+        """Every delivery by status and skip reason. After a failed count none is reported
+        (the gauge is left out) until one succeeds, tried again `table_max_age` later."""
+        started = time.monotonic()
         try:
-            async with connection.begin_nested():
-                rows = await connection.execute(_TABLE)
-                return {(r.status, r.skip_reason): r.n for r in rows}
-        except DBAPIError as exc:
-            logger.warning("metrics: counting deliveries failed: %s", type(exc.orig).__name__)
-            return {}
+            async with self._engine.connect() as connection, connection.begin():
+                await connection.execute(
+                    text(f"SET LOCAL statement_timeout = {TABLE_COUNT_TIMEOUT_MS}")
+                )
+                rows = await connection.execute(DELIVERIES_BY_STATUS)
+                self._table = {(r.status, r.skip_reason): r.n for r in rows}
+            took = time.monotonic() - started
+            # A table too big to count within a scrape's wait is counted less often.
+            slow = took >= TABLE_COUNT_WAIT_SECONDS
+            self._table_due = started + max(
+                self._table_max_age, TABLE_COUNT_PERIOD_FACTOR * took if slow else 0
+            )
+        except Exception as exc:  # reported by the absence of the counts, never a failed scrape
+            logger.warning("metrics: counting deliveries failed: %s", type(exc).__name__)
+            self._table = {}
+            self._table_due = started + self._table_max_age
+        finally:
+            self._counting = None
 
 
 class DatabaseCollector(Collector):
