@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.delivery.store.hold import NOT_PAUSED, PAUSED
+from app.delivery.store.hold import NOT_STOPPED, PAUSED
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _capped(where: str, order: str = "d.next_attempt_at") -> str:
 def _oldest(where: str) -> str:
     return (
         f"(SELECT d.next_attempt_at FROM deliveries AS d WHERE {where} AND {_NOW}"
-        f" AND {NOT_PAUSED} ORDER BY d.next_attempt_at LIMIT 1)"
+        f" AND {NOT_STOPPED} ORDER BY d.next_attempt_at LIMIT 1)"
     )
 
 

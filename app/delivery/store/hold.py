@@ -1,4 +1,5 @@
-"""Pausing a distribution holds its queued deliveries; resuming it sends them.
+"""Pausing a distribution holds its queued deliveries; resuming it sends them. What no claim
+may take (`NOT_STOPPED`), and the queue sweep (`tend`).
 
 Held deliveries stay `pending`, their next try moved to HELD_UNTIL, far out of the due range:
 claims then never walk past them (a paused distribution's backlog could be large). The claims
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncpg
 
 from app.delivery.store.skipping import skip_statement
+from app.delivery.store.withdrawal import NOT_WITHDRAWING
 
 # A real timestamp, not 'infinity': asyncpg reads that back as a naive datetime.
 HELD_UNTIL = "9999-01-01 00:00:00+00"
@@ -19,8 +21,11 @@ HELD_UNTIL = "9999-01-01 00:00:00+00"
 # statement (an uncorrelated ARRAY(...) is an init plan): a per-row NOT EXISTS changed the
 # claims' plans and doubled Postgres' CPU per Braze request in `make bench` (drain).
 PAUSED = "ARRAY(SELECT id FROM distributions WHERE status = 'paused')"
-NOT_PAUSED = f"""
-    d.distribution_id <> ALL ({PAUSED})
+NOT_PAUSED = f"d.distribution_id <> ALL ({PAUSED})"
+# What every claim states: nothing of a paused distribution, nothing of a canceled replay or
+# run whose deliveries are being withdrawn (withdrawal.py).
+NOT_STOPPED = f"""
+    {NOT_PAUSED} AND {NOT_WITHDRAWING}
 """
 
 # What paused distributions have waiting, and what a distribution deleted while paused left

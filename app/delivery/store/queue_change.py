@@ -8,7 +8,7 @@ by every worker's tending lane (`continue_changes`), which carries on what an AP
 left. Both at once only share the work: each batch takes its rows with SKIP LOCKED.
 
 Correctness does not wait for the batches: the claims skip every delivery of a paused
-distribution (`hold.NOT_PAUSED`) from the moment the pause commits; holding only moves those
+distribution (`hold.NOT_STOPPED`) from the moment the pause commits; holding only moves those
 rows out of the due range so that claims do not walk past them. A row a claim holds at that
 moment is passed over (SKIP LOCKED) and comes back to the sweep (`hold.tend`).
 
