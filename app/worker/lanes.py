@@ -7,8 +7,8 @@
 - tending: carries on the batched queue changes of pauses, resumes and deletes and the batched
   withdrawals of canceled replays and runs that their API did not finish
   (`queue_change.continue_changes`, `withdrawal.continue_withdrawals`), then holds, skips or
-  withdraws what paused or deleted distributions and canceled replays still have waiting
-  (`hold.tend`, Postgres only).
+  withdraws what paused or deleted distributions and canceled replays and runs still have
+  waiting (`hold.tend`, Postgres only).
 
 Each runs when what it needs is configured, also before Braze is connected: the deliveries they
 make ready then wait in the queue for the Braze lanes (`worker.py`).
@@ -71,7 +71,8 @@ class QueueLanes:
             if held or dropped or withdrawn:
                 logger.info(
                     "queue sweep: %d deliveries of paused distributions held, %d of deleted "
-                    "ones skipped, %d of canceled replays withdrawn", held, dropped, withdrawn,
+                    "ones skipped, %d of canceled replays and runs withdrawn", held, dropped,
+                    withdrawn,
                 )  # fmt: skip
             return False  # never again at once: every TEND_SECONDS
 

@@ -52,6 +52,8 @@ class Owner:
     # the mark cleared once none of its deliveries waits or is on its way.
     progress: str
     done: str
+    # What the sweep of canceled ones leaves alone (SQL on `d`, the delivery).
+    not_swept: str = "false"
 
 
 REPLAY = Owner(
@@ -66,6 +68,8 @@ RUN = Owner(
     message="'run ' || id || ' canceled by ' || canceled_by",
     progress="UPDATE runs SET withdrawn = withdrawn + $2 WHERE id = $1",
     done="UPDATE runs SET withdrawing = false WHERE id = $1",
+    # A replay queued it again after the cancel: the replay's now (its own cancel withdraws it).
+    not_swept="d.replay_id IS NOT NULL",
 )  # fmt: skip
 OWNERS = (REPLAY, RUN)
 
@@ -86,10 +90,24 @@ class _Statements:
     withdraw: str
     unsettled: str
     marked: str
+    sweep: str
 
 
 def _statements(o: Owner) -> _Statements:
     waiting = f"d.{o.column} = $1 AND d.status IN ('pending', 'in_flight')"
+    # `= ANY(...)` does not imply the index's `IS NOT NULL` (the array could be empty), as
+    # `= $1` does: the sweep states it.
+    canceled = (
+        f"ARRAY(SELECT id FROM {o.table} WHERE status = 'canceled' AND NOT withdrawing"
+        f" AND canceled_at > clock_timestamp() - interval '{SWEPT_FOR}')"
+    )
+    left = f"""id IN (
+    SELECT d.id FROM deliveries AS d
+    WHERE d.{o.column} = ANY({canceled}) AND d.{o.column} IS NOT NULL
+      AND d.status = 'pending' AND NOT ({o.not_swept})
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)"""
     return _Statements(
         mark=f"SELECT {o.message} AS message FROM {o.table}"
         " WHERE id = $1 AND withdrawing FOR NO KEY UPDATE SKIP LOCKED",
@@ -98,9 +116,14 @@ def _statements(o: Owner) -> _Statements:
         withdraw=skip_statement("id = ANY($1::bigint[])", reason=o.reason, message="$2"),
         unsettled=f"SELECT EXISTS (SELECT FROM deliveries AS d WHERE {waiting})",
         marked=f"SELECT id FROM {o.table} WHERE withdrawing ORDER BY id",
+        sweep=skip_statement(left, reason=o.reason, message=f"'the {o.noun} was canceled'"),
     )
 
 
+# The sweep (`hold.tend`) looks at what was canceled this long ago at most: nothing of a
+# replay's or run's should wait once its withdrawal is over (see above); this is the safety
+# net, bounded by recent cancels rather than by every cancel ever kept.
+SWEPT_FOR = "1 day"
 _SQL = {o: _statements(o) for o in OWNERS}
 
 
@@ -162,3 +185,13 @@ async def carry_out_on(engine: AsyncEngine, owner: Owner, owner_id: object) -> N
         engine, partial(carry_out, owner=owner, owner_id=owner_id),
         what=f"{owner.noun} {owner_id}: withdrawal",
     )  # fmt: skip
+
+
+async def sweep_canceled(connection: asyncpg.Connection, *, limit: int) -> int:
+    """Withdraw up to `limit` deliveries per kind that still wait for a replay or run canceled
+    within SWEPT_FOR whose withdrawal is over; how many. A statement of the sweep."""
+    total = 0
+    for owner in OWNERS:
+        status = await connection.execute(_SQL[owner].sweep, limit)
+        total += int(status.split()[-1])
+    return total
