@@ -83,6 +83,12 @@ NOT_WITHDRAWING = " AND ".join(
 )
 
 
+# The sweep (`hold.tend`) looks at what was canceled this long ago at most: nothing of a
+# replay's or run's should wait once its withdrawal is over (see above); this is the safety
+# net, bounded by recent cancels rather than by every cancel ever kept.
+SWEPT_FOR = "1 day"
+
+
 @dataclass(frozen=True)
 class _Statements:
     mark: str
@@ -120,10 +126,6 @@ def _statements(o: Owner) -> _Statements:
     )
 
 
-# The sweep (`hold.tend`) looks at what was canceled this long ago at most: nothing of a
-# replay's or run's should wait once its withdrawal is over (see above); this is the safety
-# net, bounded by recent cancels rather than by every cancel ever kept.
-SWEPT_FOR = "1 day"
 _SQL = {o: _statements(o) for o in OWNERS}
 
 
