@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.console.auth import ActingDep, SignedInDep, field, read_form
 from app.console.pages import render
 from app.db.session import SessionDep
+from app.delivery.store import withdrawal
 from app.distributions import repository as distributions
 from app.errors import VoucherRelayError
 from app.ops import replay_service
@@ -121,7 +122,14 @@ async def replay(
 
 @router.post("/{replay_id:uuid}/cancel")
 async def cancel(
-    request: Request, replay_id: uuid.UUID, session: SessionDep, user: ActingDep
-) -> Response:
-    await replay_service.cancel(session=session, replay_id=replay_id, principal=user.principal)
+    request: Request, replay_id: uuid.UUID, session: SessionDep, user: ActingDep,
+    background: BackgroundTasks,
+) -> Response:  # fmt: skip
+    replay = await replay_service.cancel(
+        session=session, replay_id=replay_id, principal=user.principal
+    )
+    if replay.withdrawing:  # as POST /api/v1/replays/{id}/cancel: after the answer
+        background.add_task(
+            withdrawal.carry_out_on, request.app.state.engine, withdrawal.REPLAY, replay.id
+        )
     return RedirectResponse(f"/console/replays/{replay_id}", 303)

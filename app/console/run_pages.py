@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -15,6 +15,7 @@ from app.console.auth import ActingDep, SignedInDep, field, read_form
 from app.console.distribution_pages import uuid_or_none
 from app.console.pages import render
 from app.db.session import SessionDep
+from app.delivery.store import withdrawal
 from app.distributions import repository as distributions
 from app.errors import VoucherRelayError
 from app.runs import repository, service
@@ -122,8 +123,15 @@ async def run(
 
 
 @router.post("/{run_id:int}/cancel")
-async def cancel(run_id: int, session: SessionDep, user: ActingDep) -> Response:
-    await service.cancel(session=session, run_id=run_id, principal=user.principal)
+async def cancel(
+    request: Request, run_id: int, session: SessionDep, user: ActingDep,
+    background: BackgroundTasks,
+) -> Response:  # fmt: skip
+    run = await service.cancel(session=session, run_id=run_id, principal=user.principal)
+    if run.withdrawing:  # as POST /api/v1/runs/{id}/cancel: after the answer
+        background.add_task(
+            withdrawal.carry_out_on, request.app.state.engine, withdrawal.RUN, run.id
+        )
     return RedirectResponse(f"/console/runs/{run_id}", 303)
 
 

@@ -151,10 +151,19 @@ class Delivery(TimestampMixin, Base):
             unique=True,
             postgresql_where=text("run_id IS NOT NULL"),
         ),
-        # A run is done when none of its deliveries is on its way any more.
+        # A canceled replay's or run's waiting rows, for its withdrawal's batches
+        # (app/delivery/store/withdrawal.py); a run is also done when none of its deliveries is
+        # on its way any more. `replay_id IS NOT NULL` / `run_id IS NOT NULL`: implied by no claim.
         Index(
-            "ix_deliveries_run_open",
+            "ix_deliveries_waiting_by_replay",
+            "replay_id",
+            "id",
+            postgresql_where=text("replay_id IS NOT NULL AND status IN ('pending', 'in_flight')"),
+        ),
+        Index(
+            "ix_deliveries_waiting_by_run",
             "run_id",
+            "id",
             postgresql_where=text("run_id IS NOT NULL AND status IN ('pending', 'in_flight')"),
         ),
     )

@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.delivery.store.hold import NOT_PAUSED, PAUSED
+from app.delivery.store.hold import NOT_STOPPED, PAUSED
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _capped(where: str, order: str = "d.next_attempt_at") -> str:
 def _oldest(where: str) -> str:
     return (
         f"(SELECT d.next_attempt_at FROM deliveries AS d WHERE {where} AND {_NOW}"
-        f" AND {NOT_PAUSED} ORDER BY d.next_attempt_at LIMIT 1)"
+        f" AND {NOT_STOPPED} ORDER BY d.next_attempt_at LIMIT 1)"
     )
 
 

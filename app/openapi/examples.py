@@ -130,6 +130,10 @@ REPLAY: dict[str, Any] = {
     "finished_at": None,
     "last_error": None,
     "batch_attempts": 0,
+    "canceled_at": None,
+    "canceled_by": None,
+    "withdrawing": False,
+    "withdrawn": 0,
 }
 PROGRESS: dict[str, Any] = {
     "audience_size": 3,
@@ -161,6 +165,8 @@ RUN_SUMMARY: dict[str, Any] = {
     "error": None,
     "failures": 0,
     "next_try_at": None,
+    "withdrawing": False,
+    "withdrawn": 0,
     "progress": PROGRESS,
 }
 SNIPPET = "{{custom_attribute.${welcome_code}}}"
@@ -216,7 +222,11 @@ SCHEMAS: dict[str, Any] = {
         "replay_id": REPLAY_ID, "delivery_id": 1, "status": "pending", "state_reset": 0
     },
     "ReplayRead": REPLAY,
-    "ReplayCanceled": REPLAY | {"status": "canceled", "withdrawn": 3},
+    "ReplayCanceled": REPLAY | {
+        "status": "canceled", "finished_at": "2026-03-10T11:06:02.412810Z",
+        "canceled_at": "2026-03-10T11:06:02.412810Z", "canceled_by": "ops-team",
+        "withdrawing": True, "withdrawn": 0,
+    },
     "Page_ReplayRead_": {"items": [REPLAY], "next_cursor": None},
     "DistributionReplayRequest": {"since": "2026-03-08T00:00:00Z", "force": False},
     "BulkReplayRequest": {"filter": {"status": "dead", "since": "2026-03-10T09:00:00Z",

@@ -144,6 +144,7 @@ BY_SCHEMA: dict[str, dict[str, str]] = {
         "force": "also sends values Braze already has",
         "started_at": "when a worker (or the request itself) began it",
         "finished_at": "when it was done, canceled or failed",
+        "canceled_at": "when it was canceled",
     },
     "ReplayPlan": {
         "by_distribution": "the count per distribution id",

@@ -62,6 +62,13 @@ class Replay(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    canceled_by: Mapped[str | None] = mapped_column(String(100))
+    # Canceled, and some of what it queued still waits or is on its way: the claims skip those
+    # deliveries while batches withdraw them (app/delivery/store/withdrawal.py, which counts
+    # them in `withdrawn` and clears the mark when none is left).
+    withdrawing: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    withdrawn: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
         # The replay lane's claim: only work not finished.
@@ -72,4 +79,6 @@ class Replay(Base):
         ),
         # The list endpoint: newest first.
         Index("ix_replays_requested_at_id", "requested_at", "id"),
+        # The claims read the replays being withdrawn once per statement (hold.NOT_STOPPED).
+        Index("ix_replays_withdrawing", "id", postgresql_where=text("withdrawing")),
     )

@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, BackgroundTasks, Body, Request
 
 from app.api.auth import OpsAuthDep, OpsWriterDep
 from app.api.pagination import Page
 from app.api.params import Cursor, Limit, RowId
 from app.config import Settings
 from app.db.session import SessionDep
+from app.delivery.store import withdrawal
 from app.errors import OPS_ERROR_RESPONSES
 from app.ops import replay_service
 from app.ops.models import QUEUED
@@ -124,12 +125,17 @@ async def get_replay(replay_id: uuid.UUID, session: SessionDep, _: OpsAuthDep) -
 @router.post(
     "/replays/{replay_id:uuid}/cancel",
     summary="Stop a replay and withdraw the deliveries it queued that have not gone out yet",
+    description="Answers at once: `withdrawing` is true while its waiting deliveries are being "
+    "withdrawn (no worker sends them meanwhile), `withdrawn` counts them so far: follow GET "
+    "/api/v1/replays/{id}.",
 )
 async def cancel_replay(
-    replay_id: uuid.UUID, session: SessionDep, principal: OpsWriterDep
-) -> ReplayCanceled:
-    replay, withdrawn = await replay_service.cancel(
-        session=session, replay_id=replay_id, principal=principal
-    )
-    shown = ReplayRead.model_validate(replay).model_dump()
-    return ReplayCanceled.model_validate({**shown, "withdrawn": withdrawn})
+    replay_id: uuid.UUID, request: Request, session: SessionDep, principal: OpsWriterDep,
+    background: BackgroundTasks,
+) -> ReplayCanceled:  # fmt: skip
+    replay = await replay_service.cancel(session=session, replay_id=replay_id, principal=principal)
+    if replay.withdrawing:  # once the answer is sent and the cancel committed
+        background.add_task(
+            withdrawal.carry_out_on, request.app.state.engine, withdrawal.REPLAY, replay.id
+        )
+    return ReplayCanceled.model_validate(replay)

@@ -105,10 +105,18 @@ class ReplayRead(BaseModel):
         description="the last failed batch: which, how many tries, the error"
     )
     batch_attempts: int = Field(description="failed tries of the current batch so far")
+    canceled_at: datetime | None
+    canceled_by: str | None = Field(description="the name of the token that canceled it")
+    withdrawing: bool = Field(
+        description="canceled, and deliveries it queued still wait or are on their way: they "
+        "are being skipped as replay_canceled, in batches, and no worker sends them meanwhile"
+    )
+    withdrawn: int = Field(
+        description="deliveries the replay queued that had not gone out at its cancel, skipped "
+        "as replay_canceled so far"
+    )
 
 
 class ReplayCanceled(ReplayRead):
-    withdrawn: int = Field(
-        description="deliveries the replay queued that were still waiting: skipped as "
-        "replay_canceled by this cancel"
-    )
+    """The replay as its cancel answers, at once: `withdrawing` while what it queued is being
+    withdrawn after the answer (follow GET /api/v1/replays/{id}); `withdrawn` is 0 then."""

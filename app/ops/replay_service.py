@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, text, tuple_
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import OpsPrincipal
@@ -21,7 +21,7 @@ from app.api.pagination import BadCursorError
 from app.api.params import bounded_time
 from app.config import Settings
 from app.delivery.models import Delivery
-from app.delivery.store.skipping import skip_statement
+from app.delivery.store import withdrawal
 from app.distributions.models import Distribution
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
 from app.ops import replay_scope
@@ -151,43 +151,30 @@ async def plan_bulk(*, session: AsyncSession, scope: BulkFilter, settings: Setti
         return await replay_scope.plan(session, scope, last_id=last_id)
 
 
-async def cancel(
-    *, session: AsyncSession, replay_id: uuid.UUID, principal: OpsPrincipal
-) -> tuple[Replay, int]:
-    """Stop a replay and withdraw what it queued that has not gone out yet: a queued or running
-    one runs no further batch; the deliveries it queued that still wait (also those of a replay
-    that is done or failed) are skipped as `replay_canceled`; those being published or sent at
-    that moment finish. Returns the replay and how many deliveries were withdrawn."""
+async def cancel(*, session: AsyncSession, replay_id: uuid.UUID, principal: OpsPrincipal) -> Replay:
+    """Stop a replay and mark what it queued that has not gone out yet for withdrawal: a queued
+    or running one runs no further batch; the deliveries it queued that still wait (also those
+    of a replay that is done or failed) are skipped as `replay_canceled` in batches after the
+    answer (`withdrawal.carry_out_on`), and no claim takes them from this commit on; those
+    being published or sent at that moment finish (a retry of one is withdrawn too)."""
     # Locked: waits for a running batch to commit, so the counts answered are final.
     replay = await session.get(Replay, replay_id, with_for_update=True, populate_existing=True)
     if replay is None:
         raise NotFoundError(f"no replay {replay_id}")
     if replay.status == CANCELED:
         raise ConflictError(f"replay {replay_id} is canceled already")
-    withdrawn = await session.execute(
-        _WITHDRAW, {"replay_id": replay_id, "message": f"replay canceled by {principal.name}"}
-    )
+    now = datetime.now(UTC)
     if replay.finished_at is None:
-        replay.finished_at = datetime.now(UTC)
-    replay.status = CANCELED
+        replay.finished_at = now
+    replay.status, replay.canceled_at, replay.canceled_by = CANCELED, now, principal.name
     replay.leased_by = replay.lease_expires_at = None
+    replay.withdrawing = await withdrawal.has_unsettled(session, withdrawal.REPLAY, replay_id)
     await session.flush()
-    count = int(withdrawn.rowcount)  # type: ignore[attr-defined]
     logger.info(
-        "replay %s canceled by %s: %d waiting deliveries withdrawn", replay_id, principal.name,
-        count,
+        "replay %s canceled by %s%s", replay_id, principal.name,
+        ": its waiting deliveries are being withdrawn" if replay.withdrawing else "",
     )  # fmt: skip
-    return replay, count
-
-
-# The replay's deliveries still waiting to be published or sent, as a canceled run's.
-_WITHDRAW = text(
-    skip_statement(
-        "replay_id = :replay_id AND status = 'pending'",
-        reason="replay_canceled",
-        message=":message",
-    )
-)
+    return replay
 
 
 async def get(*, session: AsyncSession, replay_id: uuid.UUID) -> Replay:

@@ -73,6 +73,11 @@ class Run(TimestampMixin, Base):
     next_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The counts when the run finished: they outlive the deliveries (RETENTION_DAYS).
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Canceled, and some of its deliveries still wait or are on their way: the claims skip them
+    # while batches withdraw them (app/delivery/store/withdrawal.py, which counts them in
+    # `withdrawn` and clears the mark when none is left).
+    withdrawing: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    withdrawn: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
         Index(
@@ -81,4 +86,6 @@ class Run(TimestampMixin, Base):
             postgresql_where=text("status IN ('scheduled', 'running')"),
         ),
         Index("ix_runs_distribution_id", "distribution_id"),
+        # The claims read the runs being withdrawn once per statement (hold.NOT_STOPPED).
+        Index("ix_runs_withdrawing", "id", postgresql_where=text("withdrawing")),
     )

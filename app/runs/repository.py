@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery.store.skipping import skip_statement
 from app.runs.models import Run
 from app.runs.progress import PROGRESS_SQL
 
@@ -41,18 +40,3 @@ async def delivery_tallies(
     for row in result.mappings():
         tallies[row["run_id"]].append(dict(row))
     return tallies
-
-
-# Waiting deliveries only: pending rows are not leased (an in-flight one is being published or
-# sent and finishes). Each gets an attempt row, so its log says who stopped it.
-_SKIP_WAITING = text(
-    skip_statement(
-        "run_id = :run_id AND status = 'pending'", reason="run_canceled", message=":message"
-    )
-)
-
-
-async def skip_waiting_deliveries(session: AsyncSession, run_id: int, *, message: str) -> int:
-    """Skip the run's deliveries still waiting to be published or sent; how many."""
-    result = await session.execute(_SKIP_WAITING, {"run_id": run_id, "message": message})
-    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, BackgroundTasks, Request, status
 
 from app.api.auth import OpsAuthDep, OpsWriterDep
 from app.api.pagination import Page, page
 from app.api.params import Cursor, Limit, RowId
 from app.db.session import SessionDep
+from app.delivery.store import withdrawal
 from app.errors import OPS_ERROR_RESPONSES
 from app.runs import repository, service
 from app.runs.models import Run
@@ -48,9 +49,20 @@ async def get_run(run_id: RowId, session: SessionDep, _: OpsAuthDep) -> RunDetai
     return await service.detail(session=session, run=run)
 
 
-@router.post("/runs/{run_id}/cancel", summary="Stop a scheduled or running run")
-async def cancel_run(run_id: RowId, session: SessionDep, principal: OpsWriterDep) -> RunDetail:
+@router.post(
+    "/runs/{run_id}/cancel",
+    summary="Stop a scheduled or running run",
+    description="Answers at once: `withdrawing` is true while the run's waiting deliveries are "
+    "being withdrawn (no worker sends them meanwhile), `withdrawn` counts them so far.",
+)
+async def cancel_run(
+    run_id: RowId, request: Request, session: SessionDep, principal: OpsWriterDep,
+    background: BackgroundTasks,
+) -> RunDetail:  # fmt: skip
     run = await service.cancel(session=session, run_id=run_id, principal=principal)
+    if run.withdrawing:  # once the answer is sent and the cancel committed
+        engine = request.app.state.engine
+        background.add_task(withdrawal.carry_out_on, engine, withdrawal.RUN, run.id)
     return await service.detail(session=session, run=run)
 
 

@@ -129,6 +129,14 @@ class RunSummary(BaseModel):
     next_try_at: datetime | None = Field(
         description="while the run waits out Voucherify being unavailable: its next try"
     )
+    withdrawing: bool = Field(
+        description="canceled, and some of its deliveries still wait or are on their way: they "
+        "are being skipped as run_canceled, in batches, and no worker sends them meanwhile"
+    )
+    withdrawn: int = Field(
+        description="deliveries that had not gone out when the run was canceled, skipped as "
+        "run_canceled so far"
+    )
     progress: Progress
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import OpsPrincipal
+from app.delivery.store import withdrawal
 from app.distributions.models import Distribution
 from app.distributions.service import to_config
 from app.errors import ConflictError, NotFoundError, VoucherRelayError
@@ -66,8 +67,10 @@ async def schedule(
 
 async def cancel(*, session: AsyncSession, run_id: int, principal: OpsPrincipal) -> Run:
     """Stop a run. A scheduled one never starts; a running one pages no further and its
-    deliveries still waiting are skipped (`run_canceled`); those being published or sent at
-    that moment finish. Canceling a canceled run changes nothing."""
+    deliveries still waiting are marked for withdrawal: skipped (`run_canceled`) in batches
+    after the answer (`withdrawal.carry_out_on`), and no claim takes them from this commit on;
+    those being published or sent at that moment finish (a retry of one is withdrawn too).
+    Canceling a canceled run changes nothing."""
     run = await repository.get_for_update(session, run_id)
     if run is None:
         raise NotFoundError(f"no run {run_id}")
@@ -78,10 +81,11 @@ async def cancel(*, session: AsyncSession, run_id: int, principal: OpsPrincipal)
     if run.status == RUNNING:
         # The run lane stores its next page only while the run is `running` (a page in flight
         # is rolled back), so nothing is added after this commit.
-        skipped = await repository.skip_waiting_deliveries(
-            session, run_id, message=f"run {run_id} canceled by {principal.name}"
-        )
-        logger.info("run %d canceled while running: %d deliveries skipped", run_id, skipped)
+        run.withdrawing = await withdrawal.has_unsettled(session, withdrawal.RUN, run_id)
+        logger.info(
+            "run %d canceled while running%s", run_id,
+            ": its waiting deliveries are being withdrawn" if run.withdrawing else "",
+        )  # fmt: skip
     run.status = CANCELED
     run.canceled_at = datetime.now(UTC)
     run.canceled_by = principal.name

@@ -4,9 +4,11 @@
 - runs: pages due manual runs into deliveries (Voucherify);
 - replays: runs queued bulk replays (Postgres only);
 - retention: prunes audit rows older than RETENTION_DAYS (Postgres only);
-- tending: carries on the batched queue changes of pauses, resumes and deletes that their API
-  did not finish (`queue_change.continue_changes`), then holds, skips or withdraws what paused
-  or deleted distributions and canceled replays still have waiting (`hold.tend`, Postgres only).
+- tending: carries on the batched queue changes of pauses, resumes and deletes and the batched
+  withdrawals of canceled replays and runs that their API did not finish
+  (`queue_change.continue_changes`, `withdrawal.continue_withdrawals`), then holds, skips or
+  withdraws what paused or deleted distributions and canceled replays and runs still have
+  waiting (`hold.tend`, Postgres only).
 
 Each runs when what it needs is configured, also before Braze is connected: the deliveries they
 make ready then wait in the queue for the Braze lanes (`worker.py`).
@@ -25,6 +27,7 @@ from app.delivery.failures import FailureStreak, poll_until_stopped
 from app.delivery.store.hold import TEND_SECONDS, tend
 from app.delivery.store.queue_change import continue_changes
 from app.delivery.store.retention import prune
+from app.delivery.store.withdrawal import continue_withdrawals
 from app.ops.bulk_replay import ReplayRunner
 from app.runs.executor import RunExecutor
 from app.worker.publisher import Publisher
@@ -63,11 +66,13 @@ class QueueLanes:
     async def _tending_lane(self, stop: asyncio.Event) -> None:
         async def tend_once() -> bool:
             await continue_changes(self.pool)
+            await continue_withdrawals(self.pool)
             held, dropped, withdrawn = await tend(self.pool)
             if held or dropped or withdrawn:
                 logger.info(
                     "queue sweep: %d deliveries of paused distributions held, %d of deleted "
-                    "ones skipped, %d of canceled replays withdrawn", held, dropped, withdrawn,
+                    "ones skipped, %d of canceled replays and runs withdrawn", held, dropped,
+                    withdrawn,
                 )  # fmt: skip
             return False  # never again at once: every TEND_SECONDS
 

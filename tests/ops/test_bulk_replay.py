@@ -118,16 +118,23 @@ async def test_cancel_stops_a_running_replay_between_batches(
     body = {"filter": {"distribution_id": str(dead_three), "status": "dead"}}
     replay = await post(committing_client, "/api/v1/replays", body)
 
+    answers: list[Any] = []
+
     async def cancel_after_the_first(replay_id: uuid.UUID) -> None:
-        answer = await post(committing_client, f"/api/v1/replays/{replay_id}/cancel", status=200)
-        assert (answer["status"], answer["withdrawn"]) == ("canceled", 1)
+        answers.append(
+            await post(committing_client, f"/api/v1/replays/{replay_id}/cancel", status=200)
+        )
 
     one_by_one = runner(sessions, batch=1, after_batch=cancel_after_the_first)
     assert await one_by_one.claim() == uuid.UUID(replay["id"])
     await one_by_one.run(uuid.UUID(replay["id"]))
 
+    # Answered at once; what it queued is withdrawn after the answer.
+    [answer] = answers
+    assert (answer["status"], answer["withdrawing"], answer["withdrawn"]) == ("canceled", True, 0)
     shown = (await committing_client.get(f"/api/v1/replays/{replay['id']}", headers=READER)).json()
     assert (shown["status"], shown["matched"], shown["queued"]) == ("canceled", 1, 1)
+    assert (shown["withdrawing"], shown["withdrawn"]) == (False, 1)
     # What it had queued and was not sent yet is withdrawn, with an attempt row saying so.
     assert await statuses(pool) == {"skipped": 1, "dead": 2}
     withdrawn = await pool.fetchrow(

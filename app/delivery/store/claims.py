@@ -52,7 +52,7 @@ import asyncpg
 
 from app.delivery.budget import timed
 from app.delivery.coalesce import FLAG_KEYS, IDENTITY_KEYS, DueDelivery, KnownValue
-from app.delivery.store.hold import NOT_PAUSED
+from app.delivery.store.hold import NOT_STOPPED
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ WITH window_rows AS MATERIALIZED (
     SELECT d.id, d.braze_user_key AS k, d.next_attempt_at AS due FROM deliveries AS d
     WHERE d.status = 'pending' AND d.attributes IS NOT NULL
       AND d.next_attempt_at <= statement_timestamp() AND d.next_attempt_at >= $3
-      AND (d.next_attempt_at, d.id) > ($3, $4) AND {NOT_PAUSED}
+      AND (d.next_attempt_at, d.id) > ($3, $4) AND {NOT_STOPPED}
       AND NOT coalesce(d.braze_user_key, '') = ANY($2::text[])
     ORDER BY d.next_attempt_at, d.id
     LIMIT $1
@@ -143,7 +143,7 @@ WITH claimed AS (
         WHERE NOT w.busy
     ) AS picked
     WHERE d.id = picked.id
-      AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND {NOT_PAUSED}
+      AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND {NOT_STOPPED}
     RETURNING d.id, d.braze_user_key, d.attributes, d.event_time, d.force, d.attempts,
         d.created_at, d.trigger
 )

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from app.delivery.store.hold import NOT_PAUSED
+from app.delivery.store.hold import NOT_STOPPED
 
 # Its own index (ix_deliveries_due_to_publish; see claims.py on why the plans are
 # stable). Expired leases come back as pending through `reap_expired_leases` first.
@@ -17,7 +17,7 @@ UPDATE deliveries AS d SET status = 'in_flight', leased_by = $1, updated_at = cl
 FROM (
     SELECT id FROM deliveries AS d
     WHERE d.status = 'pending' AND d.attributes IS NULL
-      AND d.next_attempt_at <= statement_timestamp() AND {NOT_PAUSED}
+      AND d.next_attempt_at <= statement_timestamp() AND {NOT_STOPPED}
     ORDER BY d.next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED

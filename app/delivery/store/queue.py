@@ -22,7 +22,7 @@ from app.delivery.coalesce import DueDelivery, KnownValue, UserUpdate
 from app.delivery.outcomes import DeliveryChange
 from app.delivery.store import settle
 from app.delivery.store.claims import Reaping, claim_users, doubt
-from app.delivery.store.hold import HELD_UNTIL, NOT_PAUSED
+from app.delivery.store.hold import HELD_UNTIL, NOT_STOPPED
 
 _RELEASE = """
 UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, leased_by = NULL,
@@ -39,7 +39,7 @@ WHERE id IN (
     SELECT id FROM deliveries AS d
     WHERE status = 'pending' AND next_attempt_at > statement_timestamp() AND attempts > 0
       AND attributes IS NOT NULL AND updated_at >= $1
-      AND next_attempt_at < '{HELD_UNTIL}' AND {NOT_PAUSED}
+      AND next_attempt_at < '{HELD_UNTIL}' AND {NOT_STOPPED}
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -56,7 +56,7 @@ WITH pick AS (
     SELECT d.id, d.next_attempt_at AS was FROM deliveries AS d
     WHERE d.status = 'pending' AND d.attempts > 0 AND d.attributes IS NOT NULL
       AND d.next_attempt_at > statement_timestamp() AND d.next_attempt_at < '{HELD_UNTIL}'
-      AND {NOT_PAUSED}
+      AND {NOT_STOPPED}
     ORDER BY d.next_attempt_at
     LIMIT 1
     FOR UPDATE SKIP LOCKED

@@ -1,16 +1,14 @@
 """Holding, releasing or skipping a distribution's whole queue, a batch at a time.
 
 A pause, a resume or a delete of a distribution with a large backlog (a million deliveries
-after a long Braze outage) changes every one of its waiting rows. One statement would hold
-their row locks for as long as it runs, and every claim meeting one of them would wait for
-it. So the API only marks the distribution (`queue_change`: hold, release or skip; counted in
-`queue_changed`) and answers; the change is then carried out in batches of BATCH rows, each
-its own short transaction, by the API right after its answer and by every worker's tending
-lane (`continue_changes`), which carries on what an API that died left. Both at once only
-share the work: each batch takes its rows with SKIP LOCKED.
+after a long Braze outage) changes every one of its waiting rows. So the API only marks the
+distribution (`queue_change`: hold, release or skip; counted in `queue_changed`) and answers;
+the change is then carried out in batches (batches.py), by the API right after its answer and
+by every worker's tending lane (`continue_changes`), which carries on what an API that died
+left. Both at once only share the work: each batch takes its rows with SKIP LOCKED.
 
 Correctness does not wait for the batches: the claims skip every delivery of a paused
-distribution (`hold.NOT_PAUSED`) from the moment the pause commits; holding only moves those
+distribution (`hold.NOT_STOPPED`) from the moment the pause commits; holding only moves those
 rows out of the due range so that claims do not walk past them. A row a claim holds at that
 moment is passed over (SKIP LOCKED) and comes back to the sweep (`hold.tend`).
 
@@ -27,10 +25,12 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.delivery.store.batches import BATCH, IN_INDEX_ORDER, after_the_answer, to_the_end
 from app.delivery.store.hold import DELETED_WHILE_PAUSED, HELD_UNTIL
 from app.delivery.store.skipping import skip_statement
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 HOLD, RELEASE, SKIP = "hold", "release", "skip"
 CHANGES = (HOLD, RELEASE, SKIP)
-BATCH = 5000
+__all__ = ["BATCH", "CHANGES", "carry_out", "carry_out_on", "continue_changes", "run_batch"]
 Key = tuple[datetime, int]
 
 # SKIP LOCKED: a pause, resume or delete changing the distribution now (its transaction holds
@@ -94,10 +94,7 @@ async def run_batch(
         change = await connection.fetchval(_CURRENT, distribution_id)
         if change is None:
             return None
-        # The batch must walk the index in its order and stop at BATCH rows: with a large
-        # backlog the planner otherwise preferred a bitmap scan of every waiting row of the
-        # distribution and a sort (0.58 s a batch at 500,000 waiting instead of milliseconds).
-        await connection.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+        await connection.execute(IN_INDEX_ORDER)
         picked = await connection.fetch(
             _PICK.format(range=_RANGES[change]), distribution_id, BATCH, *after
         )
@@ -111,13 +108,7 @@ async def run_batch(
 
 async def carry_out(connection: asyncpg.Connection, distribution_id: uuid.UUID) -> int:
     """Run the distribution's queue change to its end, batch after batch; rows changed."""
-    total, after = 0, START
-    while (batch := await run_batch(connection, distribution_id, after)) is not None:
-        changed, after = batch
-        total += changed
-        if not changed:
-            break
-    return total
+    return await to_the_end(partial(run_batch, connection, distribution_id), START)
 
 
 async def continue_changes(pool: asyncpg.Pool) -> int:
@@ -134,17 +125,8 @@ async def continue_changes(pool: asyncpg.Pool) -> int:
 
 
 async def carry_out_on(engine: AsyncEngine, distribution_id: uuid.UUID) -> None:
-    """`carry_out` on a connection of the API's engine, after its answer. A failure is only
-    logged: the workers' tending lane carries the change on."""
-    try:
-        async with engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            changed = await carry_out(raw.driver_connection, distribution_id)
-            await connection.rollback()  # nothing of SQLAlchemy's own is open; end it cleanly
-    except Exception as exc:  # the answer is sent already: there is nobody to tell but the log
-        logger.warning(
-            "distribution %s: queue change interrupted (%s); the workers' tending lane carries "
-            "it on", distribution_id, type(exc).__name__,
-        )  # fmt: skip
-        return
-    logger.info("distribution %s: queue change done, %d rows", distribution_id, changed)
+    """`carry_out` on a connection of the API's engine, after its answer (failures logged)."""
+    await after_the_answer(
+        engine, partial(carry_out, distribution_id=distribution_id),
+        what=f"distribution {distribution_id}: queue change",
+    )  # fmt: skip

@@ -9,7 +9,8 @@ to any more. `attribute_state` is not audit but what Braze has: it stays.
 A run is pruned once it finished (done, canceled, failed) longer ago than the retention and its
 last delivery is gone: deliveries.run_id would be set to NULL (ON DELETE SET NULL), losing which
 run a kept delivery came from. Scheduled and running runs are never pruned; the status is
-checked again on the row itself, so a run resumed meanwhile stays.
+checked again on the row itself, so a run resumed meanwhile stays. A replay whose deliveries
+are still being withdrawn stays too: they would lose the replay id the claims skip them by.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ _STEPS: tuple[tuple[str, str], ...] = (
     ("replays", """
         DELETE FROM replays WHERE id IN (
             SELECT id FROM replays
-            WHERE requested_at < $1 AND status NOT IN ('queued', 'running') LIMIT $2)
+            WHERE requested_at < $1 AND status NOT IN ('queued', 'running') AND NOT withdrawing
+            LIMIT $2)
     """),
     ("webhook_events", """
         DELETE FROM webhook_events WHERE id IN (

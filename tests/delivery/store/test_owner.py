@@ -27,12 +27,20 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "braze_gate": ("app.delivery.gate",),
     "delivery_attempts": ("app.delivery.store",),
     "webhook_events": ("app.webhooks.group_commit", "app.delivery.store.retention"),
-    "runs": ("app.runs.store", "app.runs.service", "app.delivery.store.retention"),
+    # withdrawal records its batches' progress (withdrawn, and the mark cleared when done)
+    # in each batch's own transaction; the services set the mark.
+    "runs": (
+        "app.runs.store",
+        "app.runs.service",
+        "app.delivery.store.retention",
+        "app.delivery.store.withdrawal",
+    ),
     "replays": (
         "app.ops.replay",
         "app.ops.replay_service",
         "app.ops.bulk_replay",
         "app.delivery.store.retention",
+        "app.delivery.store.withdrawal",
     ),
     # queue_change records its batches' progress (queue_changed, and the mark cleared when
     # done) in each batch's own transaction; the service sets the mark.
