@@ -95,7 +95,7 @@ async def test_the_overview_counts_failures_by_reason_and_data_points_saved(
         DeliveryAttempt(delivery_id=delivery.id, outcome="dead", message="Braze answered 400"),
         DeliveryAttempt(delivery_id=delivery.id, outcome="dead", message="Braze answered 400"),
         DeliveryAttempt(delivery_id=delivery.id, outcome="replay_queued", message="asked by x"),
-        BrazeGate(workspace="w", tokens=1, paused_until=NOW + timedelta(seconds=30)),
+        BrazeGate(workspace="w", tokens=1, paused_until=datetime.now(UTC) + timedelta(seconds=30)),
     ])  # fmt: skip
     await session.flush()
     await sign_in(client, READ_TOKEN)
