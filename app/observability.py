@@ -119,8 +119,8 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(settings: Settings, *, json_lines: bool | None = None) -> None:
     """JSON lines unless stderr is a terminal (or `json_lines` says otherwise)."""
     # Every record would also note where it was logged from (a walk up the stack), its thread
-    # and its process; no line shows them, and at a line per webhook they were a quarter of
-    # each line's CPU (the logging HOWTO's "Optimization" section names these switches).
+    # and its process; no line shows them, and they cost CPU on every line, one per webhook
+    # (the logging HOWTO's "Optimization" section names these switches).
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)

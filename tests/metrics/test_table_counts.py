@@ -26,10 +26,10 @@ async def test_a_count_that_cannot_finish_does_not_hold_up_the_scrape(
     async with engine.connect() as holder, holder.begin():
         # The count waits behind this lock as it would behind a scan of ten million rows.
         await holder.execute(text("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE"))
-        started = time.monotonic()
-        # The queue's own reads would wait for the lock too: only the count is measured here.
-        await state._table_counted(started)
-        assert time.monotonic() - started < collectors.TABLE_COUNT_WAIT_SECONDS + 0.5
+        # The queue's own reads would wait for the lock too: only the count is tried here. The
+        # count cannot finish while this transaction holds the lock, so returning at all shows
+        # that the scrape did not wait for it.
+        await state._table_counted(time.monotonic())
         assert state._table == {}
         assert state._counting is not None  # still running, in the background
     # Once the lock is gone the count finishes; the next scrape reports it.
